@@ -1,1 +1,819 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * Jobs: snapshots (non-disruptive backups) and restores of an instance.
+ *
+ * One job runs per instance at a time; a second one gets EBUSY (the
+ * filesystem's "423 Locked").  Reading backups never takes part in this.
+ * Every job is journalled in the instance's state directory before it
+ * changes anything, so a restart can tell what was interrupted
+ * (Cinder's previous_status, as a file).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "engine_int.h"
+#include "log.h"
+#include "writer.h"
+
+/* Spooling stops this far from a full disk. */
+#define SPOOL_RESERVE_BYTES (64ull << 20)
+/* Largest strategy text a snapshot file may hold. */
+#define STRATEGY_MAX_BYTES (64u << 10)
+/* Tries to find a free timestamp when two backups share a second. */
+#define TIMESTAMP_TRIES 120
+
+static void job_path(struct bfs_instance *inst, const char *what,
+		     const char *name, char *path, size_t len)
+{
+	if (name)
+		snprintf(path, len, "%s/%s/%s", inst->dir, what, name);
+	else
+		snprintf(path, len, "%s/%s", inst->dir, what);
+}
+
+/* ---- the journal ---- */
+
+static int journal_write(struct bfs_instance *inst, const char *kind,
+			 const char *name)
+{
+	char path[4096];
+	json_t *j = json_pack("{ssss}", "kind", kind, "name", name);
+	int ret;
+
+	if (!j)
+		return -ENOMEM;
+	job_path(inst, "job.journal", NULL, path, sizeof(path));
+	ret = engine_write_json(path, j);
+	json_decref(j);
+	return ret;
+}
+
+static void journal_clear(struct bfs_instance *inst)
+{
+	char path[4096];
+
+	job_path(inst, "job.journal", NULL, path, sizeof(path));
+	unlink(path);
+}
+
+/* ---- snapshot job records ---- */
+
+static int record_save(struct bfs_instance *inst, const char *label,
+		       json_t *rec)
+{
+	char path[4096];
+
+	job_path(inst, "snapshots", label, path, sizeof(path));
+	return engine_write_json(path, rec);
+}
+
+static int record_load_one(struct bfs_instance *inst, const char *label)
+{
+	char path[4096];
+	json_error_t jerr;
+	json_t *rec;
+
+	job_path(inst, "snapshots", label, path, sizeof(path));
+	rec = json_load_file(path, 0, &jerr);
+	if (!rec || !json_is_object(rec)) {
+		bfs_warn("ignoring unreadable job record '%s'", path);
+		json_decref(rec);
+		return 0;
+	}
+	return json_object_set_new(inst->records, label, rec) ? -ENOMEM : 0;
+}
+
+int jobs_load(struct bfs_instance *inst)
+{
+	char path[4096];
+	struct dirent *d;
+	DIR *dir;
+	int ret = 0;
+
+	job_path(inst, "snapshots", NULL, path, sizeof(path));
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	job_path(inst, "spool", NULL, path, sizeof(path));
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	job_path(inst, "snapshots", NULL, path, sizeof(path));
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while (!ret && (d = readdir(dir))) {
+		if (!bfs_name_ok(d->d_name) || strstr(d->d_name, ".tmp"))
+			continue;
+		ret = record_load_one(inst, d->d_name);
+	}
+	closedir(dir);
+	return ret;
+}
+
+/* Empty the spool directory: spooled restores do not survive a restart. */
+static void spool_clear(struct bfs_instance *inst)
+{
+	char path[4096], file[4096 + 256];
+	struct dirent *d;
+	DIR *dir;
+
+	job_path(inst, "spool", NULL, path, sizeof(path));
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, d->d_name);
+		unlink(file);
+	}
+	closedir(dir);
+}
+
+/*
+ * After a restart: the datastore has already removed temporary snapshots
+ * and rolled back an interrupted restore (bfs_datastore_recover() at
+ * open).  What is left is to say so: the job record and events.
+ */
+void jobs_recover(struct bfs_instance *inst)
+{
+	const char *reason = "interrupted by a restart of backupfs";
+	char path[4096];
+	const char *label;
+	json_t *j, *rec;
+
+	spool_clear(inst);
+	json_object_foreach(inst->records, label, rec) {
+		if (strcmp(json_string_value(json_object_get(rec, "state")) ?: "",
+			   "running"))
+			continue;
+		json_object_set_new(rec, "state", json_string("failed"));
+		json_object_set_new(rec, "error", json_string(reason));
+		record_save(inst, label, rec);
+	}
+	job_path(inst, "job.journal", NULL, path, sizeof(path));
+	j = json_load_file(path, 0, NULL);
+	if (!j)
+		return;
+	if (!strcmp(json_string_value(json_object_get(j, "kind")) ?: "",
+		    "restore"))
+		events_emit(inst, "backup.restore.error",
+			    json_pack("{ss}", "error", reason));
+	else
+		events_emit(inst, "backup.create.error",
+			    json_pack("{ssss}", "label",
+				      json_string_value(json_object_get(j, "name")) ?: "",
+				      "error", reason));
+	json_decref(j);
+	journal_clear(inst);
+}
+
+/* ---- snapshots ---- */
+
+static void job_free(struct bfs_job *job)
+{
+	json_decref(job->strategy);
+	free(job);
+}
+
+/* Job is over: forget it and wake waiters.  Instance lock held. */
+static void job_end(struct bfs_instance *inst)
+{
+	inst->job = NULL;
+	pthread_cond_broadcast(&inst->job_done);
+}
+
+static int snap_commit(struct bfs_job *job, struct bfs_manifest *m)
+{
+	struct bfs_repo *repo = job->inst->e->repo;
+	int64_t t = job->started;
+	int ret = -EEXIST;
+
+	/* Timestamps are unique per instance: on a clash take the next
+	 * free second.  The create-if-absent put makes this race-free
+	 * against other hosts too. */
+	for (int i = 0; i < TIMESTAMP_TRIES && ret == -EEXIST; i++, t++) {
+		free(m->timestamp);
+		m->timestamp = malloc(BFS_TIMESTAMP_LEN + 1);
+		if (!m->timestamp)
+			return -ENOMEM;
+		bfs_timestamp_format(t, m->timestamp);
+		m->created = t;
+		ret = bfs_repo_manifest_put(repo, m);
+	}
+	return ret;
+}
+
+static int snap_fill_manifest(struct bfs_job *job, struct bfs_manifest *m,
+			      json_t *meta)
+{
+	struct bfs_instance *inst = job->inst;
+	char parent[BFS_TIMESTAMP_LEN + 1];
+	uint8_t id[16];
+	char hex[33];
+	const char *s;
+
+	if (bfs_random(id, sizeof(id)))
+		return -EIO;
+	bfs_hex(id, sizeof(id), hex);
+	m->backup_id = strdup(hex);
+	m->instance = strdup(inst->id);
+	m->datastore = strdup(bfs_datastore_name(inst->ds));
+	s = json_string_value(json_object_get(meta, "datastore_version"));
+	m->datastore_version = strdup(s ? s : "");
+	s = json_string_value(json_object_get(meta, "format"));
+	m->format = strdup(s ? s : "raw");
+	m->codec = strdup(bfs_codec_name(BFS_CODEC_DEFAULT));
+	m->label = strdup(job->label);
+	if (!bfs_instance_latest(inst, parent))
+		m->parent = strdup(parent);
+	json_decref(m->strategy);
+	m->strategy = json_deep_copy(job->strategy);
+	json_decref(m->extra);
+	m->extra = json_incref(meta);
+	if (!m->backup_id || !m->instance || !m->datastore ||
+	    !m->datastore_version || !m->format || !m->codec || !m->label ||
+	    !m->strategy)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Stream the datastore into the repository and commit the manifest. */
+static int snap_run(struct bfs_job *job, struct bfs_manifest *m, char *err,
+		    size_t errlen)
+{
+	struct bfs_engine *e = job->inst->e;
+	struct bfs_repo_lock *lock;
+	struct bfs_writer *w;
+	json_t *meta;
+	int ret;
+
+	ret = bfs_repo_lock_writer(e->repo, &lock);
+	if (ret) {
+		snprintf(err, errlen, "repository is locked (gc running?)");
+		return ret;
+	}
+	meta = json_object();
+	ret = meta ? bfs_writer_new(e->repo, e->write_pool, BFS_CODEC_DEFAULT,
+				    bfs_codec_default_level(BFS_CODEC_DEFAULT),
+				    &w)
+		   : -ENOMEM;
+	if (ret)
+		goto out_unlock;
+	ret = bfs_datastore_backup(job->inst->ds, job->strategy,
+				   bfs_writer_sink, w, &job->progress, meta,
+				   err, errlen);
+	if (ret) {
+		bfs_writer_abort(w);
+		goto out_unlock;
+	}
+	ret = bfs_writer_finish(w, m);
+	if (ret) {
+		snprintf(err, errlen, "storing chunks failed: %s",
+			 strerror(-ret));
+		goto out_unlock;
+	}
+	ret = snap_fill_manifest(job, m, meta);
+	if (!ret)
+		ret = snap_commit(job, m);
+	if (ret)
+		snprintf(err, errlen, "committing the manifest failed: %s",
+			 strerror(-ret));
+out_unlock:
+	json_decref(meta);
+	bfs_repo_unlock(lock);
+	return ret;
+}
+
+static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
+			int ret, const char *err)
+{
+	struct bfs_instance *inst = job->inst;
+	json_t *rec, *fields;
+	char now[BFS_TIMESTAMP_LEN + 1];
+	double secs = difftime(time(NULL), job->started);
+
+	bfs_timestamp_format(time(NULL), now);
+	pthread_mutex_lock(&inst->lock);
+	rec = json_object_get(inst->records, job->label);
+	json_object_set_new(rec, "state",
+			    json_string(ret ? "failed" : "completed"));
+	json_object_set_new(rec, "finished", json_string(now));
+	json_object_set_new(rec, "error", ret ? json_string(err) : json_null());
+	if (!ret) {
+		json_object_set_new(rec, "backup", json_string(m->timestamp));
+		json_object_set_new(rec, "size", json_integer((json_int_t)m->size));
+		json_object_set_new(rec, "stored",
+				    json_integer((json_int_t)m->stored_bytes));
+	}
+	json_object_set(inst->last, "backup", rec);
+	record_save(inst, job->label, rec);
+	journal_clear(inst);
+	job_end(inst);
+	pthread_mutex_unlock(&inst->lock);
+
+	engine_invalidate_backups(inst);
+	if (ret) {
+		bfs_err("snapshot '%s' of instance '%s' failed: %s", job->label,
+			inst->id, err);
+		fields = json_pack("{ssss}", "label", job->label, "error", err);
+		events_emit(inst, "backup.create.error", fields);
+		return;
+	}
+	fields = json_pack("{sssssIsIsf}", "label", job->label, "backup",
+			   m->timestamp, "bytes", (json_int_t)m->size,
+			   "stored", (json_int_t)m->stored_bytes, "duration",
+			   secs);
+	events_emit(inst, "backup.create.end", fields);
+}
+
+static void *snap_thread(void *arg)
+{
+	struct bfs_job *job = arg;
+	struct bfs_manifest *m = bfs_manifest_new();
+	char err[1024] = "";
+	int ret;
+
+	events_emit(job->inst, "backup.create.start",
+		    json_pack("{ss}", "label", job->label));
+	ret = m ? snap_run(job, m, err, sizeof(err)) : -ENOMEM;
+	if (ret && !*err)
+		snprintf(err, sizeof(err), "%s", strerror(-ret));
+	snap_finish(job, m, ret, err);
+	bfs_manifest_free(m);
+	job_free(job);
+	return NULL;
+}
+
+static int snap_parse_strategy(struct bfs_instance *inst, const char *text,
+			       size_t len, json_t **out, char *err,
+			       size_t errlen)
+{
+	json_error_t jerr;
+	json_t *s;
+	size_t i = 0;
+	int ret;
+
+	while (i < len && (text[i] == ' ' || text[i] == '\n' ||
+			   text[i] == '\t' || text[i] == '\r'))
+		i++;
+	if (len > STRATEGY_MAX_BYTES) {
+		snprintf(err, errlen, "strategy over %u bytes",
+			 STRATEGY_MAX_BYTES);
+		return -EINVAL;
+	}
+	s = i == len ? json_object() : json_loadb(text, len, 0, &jerr);
+	if (!s) {
+		snprintf(err, errlen, "strategy is not JSON: line %d, column "
+			 "%d: %s", jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(s)) {
+		snprintf(err, errlen, "strategy must be a JSON object");
+		json_decref(s);
+		return -EINVAL;
+	}
+	ret = bfs_datastore_check_strategy(inst->ds, s, err, errlen);
+	if (ret) {
+		json_decref(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static json_t *snap_record_new(struct bfs_job *job)
+{
+	char ts[BFS_TIMESTAMP_LEN + 1];
+
+	bfs_timestamp_format(job->started, ts);
+	return json_pack("{sssssOsnsnsns{sIsI}}", "label", job->label, "state",
+			 "running", "strategy", job->strategy, "backup",
+			 "error", "finished", "progress", "done",
+			 (json_int_t)0, "total", (json_int_t)0)
+		       ?: NULL;
+}
+
+/* Register and launch a job.  Instance lock held. */
+static int snap_launch(struct bfs_instance *inst, struct bfs_job *job)
+{
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	json_t *rec;
+	int ret;
+
+	rec = snap_record_new(job);
+	if (!rec)
+		return -ENOMEM;
+	bfs_timestamp_format(job->started, ts);
+	json_object_set_new(rec, "started", json_string(ts));
+	ret = journal_write(inst, "snapshot", job->label);
+	if (!ret)
+		ret = record_save(inst, job->label, rec);
+	if (ret) {
+		json_decref(rec);
+		return ret;
+	}
+	json_object_set_new(inst->records, job->label, rec);
+	inst->job = job;
+	ret = pthread_create(&job->thread, NULL, snap_thread, job);
+	if (ret) {
+		inst->job = NULL;
+		json_object_del(inst->records, job->label);
+		journal_clear(inst);
+		return -ret;
+	}
+	pthread_detach(job->thread);
+	return 0;
+}
+
+int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
+				const char *strategy, size_t len, char *err,
+				size_t errlen)
+{
+	struct bfs_job *job;
+	uint64_t total = 0;
+	int ret;
+
+	if (!inst->ds) {
+		snprintf(err, errlen, "instance '%s' is not configured here",
+			 inst->id);
+		return -EOPNOTSUPP;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->inst = inst;
+	job->kind = JOB_SNAPSHOT;
+	snprintf(job->label, sizeof(job->label), "%s", label);
+	job->started = time(NULL);
+	ret = snap_parse_strategy(inst, strategy, len, &job->strategy, err,
+				  errlen);
+	if (ret)
+		goto out_free;
+	if (!bfs_datastore_estimate(inst->ds, job->strategy, &total))
+		atomic_store(&job->progress.total, total);
+
+	pthread_mutex_lock(&inst->lock);
+	if (inst->job || inst->restore) {
+		snprintf(err, errlen, "instance '%s' is busy", inst->id);
+		ret = -EBUSY;
+	} else if (json_object_get(inst->records, label)) {
+		snprintf(err, errlen, "snapshot '%s' exists", label);
+		ret = -EEXIST;
+	} else {
+		ret = snap_launch(inst, job);
+	}
+	pthread_mutex_unlock(&inst->lock);
+	if (!ret)
+		return 0;
+out_free:
+	job_free(job);
+	return ret;
+}
+
+/* The record with live progress filled in: new reference, lock held. */
+static json_t *snap_record_now(struct bfs_instance *inst, const char *label)
+{
+	json_t *rec = json_object_get(inst->records, label);
+	struct bfs_job *job = inst->job;
+
+	if (!rec)
+		return NULL;
+	rec = json_deep_copy(rec);
+	if (rec && job && job->kind == JOB_SNAPSHOT &&
+	    !strcmp(job->label, label))
+		json_object_set_new(rec, "progress",
+			json_pack("{sIsI}", "done",
+				  (json_int_t)atomic_load(&job->progress.done),
+				  "total",
+				  (json_int_t)atomic_load(&job->progress.total)));
+	return rec;
+}
+
+int bfs_instance_snapshot_show(struct bfs_instance *inst, const char *label,
+			       char **json, size_t *len)
+{
+	json_t *rec;
+
+	pthread_mutex_lock(&inst->lock);
+	rec = snap_record_now(inst, label);
+	pthread_mutex_unlock(&inst->lock);
+	if (!rec)
+		return -ENOENT;
+	*json = json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(rec);
+	if (!*json)
+		return -ENOMEM;
+	*len = strlen(*json);
+	return 0;
+}
+
+int bfs_instance_list_snapshots(struct bfs_instance *inst, bfs_name_cb cb,
+				void *arg)
+{
+	const char *label;
+	json_t *names, *v;
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&inst->lock);
+	names = json_array();
+	json_object_foreach(inst->records, label, v)
+		json_array_append_new(names, json_string(label));
+	pthread_mutex_unlock(&inst->lock);
+	if (!names)
+		return -ENOMEM;
+	json_array_foreach(names, i, v) {
+		ret = cb(json_string_value(v), arg);
+		if (ret)
+			break;
+	}
+	json_decref(names);
+	return ret;
+}
+
+int bfs_instance_snapshot_forget(struct bfs_instance *inst, const char *label)
+{
+	char path[4096];
+	int ret = 0;
+
+	pthread_mutex_lock(&inst->lock);
+	if (!json_object_get(inst->records, label))
+		ret = -ENOENT;
+	else if (inst->job && !strcmp(inst->job->label, label))
+		ret = -EBUSY;
+	if (!ret) {
+		job_path(inst, "snapshots", label, path, sizeof(path));
+		if (unlink(path) && errno != ENOENT)
+			ret = -errno;
+		else
+			json_object_del(inst->records, label);
+	}
+	pthread_mutex_unlock(&inst->lock);
+	return ret;
+}
+
+int bfs_instance_snapshot_wait(struct bfs_instance *inst, const char *label)
+{
+	pthread_mutex_lock(&inst->lock);
+	while (inst->job && !strcmp(inst->job->label, label))
+		pthread_cond_wait(&inst->job_done, &inst->lock);
+	pthread_mutex_unlock(&inst->lock);
+	return 0;
+}
+
+void jobs_wait_all(struct bfs_instance *inst)
+{
+	pthread_mutex_lock(&inst->lock);
+	while (inst->job)
+		pthread_cond_wait(&inst->job_done, &inst->lock);
+	pthread_mutex_unlock(&inst->lock);
+}
+
+/* ---- restores ---- */
+
+int bfs_instance_restore_begin(struct bfs_instance *inst, const char *name,
+			       struct bfs_restore **out)
+{
+	struct bfs_restore *r;
+	char path[4096];
+	int ret = 0;
+
+	if (!inst->ds)
+		return -EOPNOTSUPP;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->inst = inst;
+	r->fd = -1;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	job_path(inst, "spool", name, path, sizeof(path));
+	r->spool_path = strdup(path);
+	if (!r->spool_path) {
+		free(r);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&inst->lock);
+	if (inst->job || inst->restore)
+		ret = -EBUSY;
+	if (!ret) {
+		r->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (r->fd < 0)
+			ret = -errno;
+		else
+			inst->restore = r;
+	}
+	pthread_mutex_unlock(&inst->lock);
+	if (ret) {
+		free(r->spool_path);
+		free(r);
+		return ret;
+	}
+	*out = r;
+	return 0;
+}
+
+static int spool_has_room(int fd, size_t size)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(fd, &sv))
+		return -errno;
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < size + SPOOL_RESERVE_BYTES)
+		return -ENOSPC;
+	return 0;
+}
+
+ssize_t bfs_restore_write(struct bfs_restore *r, const void *buf,
+			  size_t size, uint64_t off)
+{
+	ssize_t n;
+	int ret;
+
+	ret = spool_has_room(r->fd, size);
+	if (ret) {
+		bfs_err("no room to spool the restore of '%s' in '%s'",
+			r->inst->id, r->spool_path);
+		return ret;
+	}
+	n = pwrite(r->fd, buf, size, (off_t)off);
+	if (n < 0)
+		return -errno;
+	if (off + (uint64_t)n > atomic_load(&r->size))
+		atomic_store(&r->size, off + (uint64_t)n);
+	return n;
+}
+
+static void restore_free(struct bfs_restore *r)
+{
+	struct bfs_instance *inst = r->inst;
+
+	if (r->fd >= 0)
+		close(r->fd);
+	unlink(r->spool_path);
+	pthread_mutex_lock(&inst->lock);
+	if (inst->restore == r)
+		inst->restore = NULL;
+	pthread_mutex_unlock(&inst->lock);
+	free(r->spool_path);
+	free(r);
+}
+
+void bfs_restore_abort(struct bfs_restore *r)
+{
+	if (r)
+		restore_free(r);
+}
+
+/* Verify, then apply; sets the job's phase for status. */
+static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
+			 char *err, size_t errlen)
+{
+	struct bfs_instance *inst = r->inst;
+	int ret;
+
+	if (fsync(r->fd))
+		return -errno;
+	atomic_store(&job->progress.total, atomic_load(&r->size));
+	ret = bfs_datastore_verify(inst->ds, r->spool_path, &job->progress,
+				   err, errlen);
+	if (ret) {
+		/* Not a backup of this datastore: nothing was changed. */
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&inst->lock);
+	job->applying = 1;
+	atomic_store(&job->progress.done, 0);
+	pthread_mutex_unlock(&inst->lock);
+	return bfs_datastore_restore(inst->ds, r->spool_path, &job->progress,
+				     err, errlen);
+}
+
+static void restore_record(struct bfs_instance *inst, struct bfs_restore *r,
+			   time_t started, int ret, const char *err)
+{
+	char now[BFS_TIMESTAMP_LEN + 1], ts[BFS_TIMESTAMP_LEN + 1];
+	json_t *rec;
+
+	bfs_timestamp_format(time(NULL), now);
+	bfs_timestamp_format(started, ts);
+	rec = json_pack("{sssssssssIso}", "name", r->name, "state",
+			ret ? "failed" : "completed", "started", ts,
+			"finished", now, "bytes",
+			(json_int_t)atomic_load(&r->size), "error",
+			ret ? json_string(err) : json_null());
+	pthread_mutex_lock(&inst->lock);
+	if (rec)
+		json_object_set_new(inst->last, "restore", rec);
+	pthread_mutex_unlock(&inst->lock);
+}
+
+int bfs_restore_commit(struct bfs_restore *r)
+{
+	struct bfs_instance *inst = r->inst;
+	struct bfs_job job = {.inst = inst, .kind = JOB_RESTORE};
+	char err[1024] = "";
+	int ret;
+
+	snprintf(job.label, sizeof(job.label), "%s", r->name);
+	job.started = time(NULL);
+	pthread_mutex_lock(&inst->lock);
+	inst->job = &job;
+	pthread_mutex_unlock(&inst->lock);
+
+	events_emit(inst, "backup.restore.start",
+		    json_pack("{sssI}", "file", r->name, "bytes",
+			      (json_int_t)atomic_load(&r->size)));
+	ret = journal_write(inst, "restore", r->name);
+	if (!ret)
+		ret = restore_apply(r, &job, err, sizeof(err));
+	if (ret && !*err)
+		snprintf(err, sizeof(err), "%s", strerror(-ret));
+	restore_record(inst, r, job.started, ret, err);
+	if (ret) {
+		bfs_err("restore of instance '%s' from '%s' failed: %s",
+			inst->id, r->name, err);
+		events_emit(inst, "backup.restore.error",
+			    json_pack("{ssss}", "file", r->name, "error", err));
+	} else {
+		events_emit(inst, "backup.restore.end",
+			    json_pack("{sssIsf}", "file", r->name, "bytes",
+				      (json_int_t)atomic_load(&r->size),
+				      "duration",
+				      difftime(time(NULL), job.started)));
+	}
+	pthread_mutex_lock(&inst->lock);
+	journal_clear(inst);
+	job_end(inst);
+	pthread_mutex_unlock(&inst->lock);
+	restore_free(r);
+	return ret;
+}
+
+int bfs_instance_restore_pending(struct bfs_instance *inst, char *name,
+				 uint64_t *size)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&inst->lock);
+	if (inst->restore) {
+		memcpy(name, inst->restore->name, sizeof(inst->restore->name));
+		*size = atomic_load(&inst->restore->size);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&inst->lock);
+	return ret;
+}
+
+/* ---- status ---- */
+
+static const char *jobs_state(struct bfs_instance *inst)
+{
+	if (inst->error)
+		return "ERROR";
+	if (inst->job && inst->job->kind == JOB_RESTORE)
+		return inst->job->applying ? "MAINTENANCE" : "RESTORE";
+	if (inst->job)
+		return "BACKUP";
+	if (inst->restore)
+		return "RESTORE";
+	return "ACTIVE";
+}
+
+static json_t *jobs_running(struct bfs_instance *inst)
+{
+	struct bfs_job *job = inst->job;
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	uint64_t done, total;
+
+	if (!job)
+		return json_null();
+	done = atomic_load(&job->progress.done);
+	total = atomic_load(&job->progress.total);
+	bfs_timestamp_format(job->started, ts);
+	return json_pack("{sssssss{sIsIsf}}", "kind",
+			 job->kind == JOB_SNAPSHOT ? "snapshot" : "restore",
+			 "label", job->label, "started", ts, "progress",
+			 "done", (json_int_t)done, "total", (json_int_t)total,
+			 "percent",
+			 total ? 100.0 * (double)(done < total ? done : total) /
+					 (double)total
+			       : 0.0);
+}
+
+json_t *jobs_status(struct bfs_instance *inst)
+{
+	const char *ds = bfs_instance_datastore(inst);
+
+	return json_pack("{sssosssoso}", "instance", inst->id, "datastore",
+			 ds ? json_string(ds) : json_null(), "state",
+			 jobs_state(inst), "job", jobs_running(inst), "last",
+			 json_deep_copy(inst->last));
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Engine internals shared by engine.c, jobs.c and events.c only.
+ *
+ * Locking: engine->lock protects the instance array; inst->lock protects
+ * everything in an instance below it.  Never take engine->lock while
+ * holding an instance lock.  No lock is held across backend or datastore
+ * I/O except where noted.
+ */
+#ifndef BFS_ENGINE_INT_H
+#define BFS_ENGINE_INT_H
+
+#include <pthread.h>
+#include <time.h>
+
+#include "datastore.h"
+#include "engine.h"
+#include "pool.h"
+
+/* Listings of other hosts' changes are trusted this long. */
+#define ENGINE_LISTING_TTL 5
+
+struct bfs_engine {
+	struct bfs_config *conf;
+	struct bfs_backend *be;
+	struct bfs_repo *repo;
+	struct bfs_pool *read_pool;
+	struct bfs_pool *write_pool;
+	struct bfs_cache *cache;
+	int state_lock_fd;
+
+	pthread_mutex_t lock;
+	struct bfs_instance **instances; /* sorted by id */
+	size_t ninstances;
+	time_t discovered; /* last listing of the repository's instances */
+};
+
+struct backup_slot {
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	struct bfs_backup *b; /* loaded on first use, or NULL */
+};
+
+enum job_kind { JOB_SNAPSHOT, JOB_RESTORE };
+
+struct bfs_job {
+	struct bfs_instance *inst;
+	enum job_kind kind;
+	char label[BFS_NAME_MAX + 1];
+	json_t *strategy;
+	struct bfs_progress progress;
+	time_t started;
+	int applying; /* restore: past verification, instance locked */
+	pthread_t thread;
+};
+
+struct bfs_restore {
+	struct bfs_instance *inst;
+	char name[BFS_NAME_MAX + 1];
+	char *spool_path;
+	int fd;
+	_Atomic uint64_t size;
+};
+
+struct bfs_instance {
+	struct bfs_engine *e;
+	char *id;
+	char *dir;               /* <state_dir>/instances/<id> */
+	struct bfs_datastore *ds; /* NULL: known only from the repository */
+
+	pthread_mutex_t lock;
+	pthread_cond_t job_done;
+	struct backup_slot *backups; /* sorted, oldest first */
+	size_t nbackups;
+	time_t listed;    /* when backups was listed; 0 = stale */
+	struct bfs_job *job;         /* running job, or NULL */
+	struct bfs_restore *restore; /* restore being spooled, or NULL */
+	json_t *records;  /* label -> snapshot job record */
+	json_t *last;     /* {"backup": ..., "restore": ...} */
+	char *error;      /* set: the instance is in ERROR */
+};
+
+/* engine.c */
+int engine_instance_new(struct bfs_engine *e, const char *id, json_t *conf,
+			struct bfs_instance **out, char *err, size_t errlen);
+void engine_instance_free(struct bfs_instance *inst);
+/* Forget the cached listing so the next one sees our own change. */
+void engine_invalidate_backups(struct bfs_instance *inst);
+/* Write JSON to path atomically (temp + fsync + rename). */
+int engine_write_json(const char *path, json_t *value);
+
+/* jobs.c */
+int jobs_load(struct bfs_instance *inst);
+void jobs_recover(struct bfs_instance *inst);
+void jobs_wait_all(struct bfs_instance *inst);
+json_t *jobs_status(struct bfs_instance *inst); /* new, lock held */
+
+/* events.c: fields is stolen; adds time, event and instance. */
+void events_emit(struct bfs_instance *inst, const char *event,
+		 json_t *fields);
+int events_read(struct bfs_instance *inst, char **text, size_t *len);
+
+#endif
