@@ -1,2 +1,574 @@
 // SPDX-License-Identifier: Apache-2.0
-int main(void) { return 0; }
+/*
+ * backupctl: the command line of backupfs.
+ *
+ * Commands that change an instance (snapshot) run the engine in-process
+ * on the state directory, or go through a mount with --mount.  Commands
+ * that only read or tidy the repository (list, gc, delete) open it
+ * directly and work while a backupfs is mounted.
+ *
+ * Exit codes: 0 success, 1 failure, 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bfs_version.h"
+#include "engine.h"
+#include "log.h"
+
+#define EXIT_USAGE 2
+
+struct ctl {
+	const char *config_path;
+	const char *mount;
+	struct bfs_config *conf;
+	int json;
+};
+
+static void ctl_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: backupctl --config FILE COMMAND [ARGS]\n\n"
+		"commands:\n"
+		"  init                       create the key file and the "
+		"repository\n"
+		"  snapshot INSTANCE [--label L] [--strategy JSON] [--wait]\n"
+		"                             take a backup (in-process, or "
+		"through\n"
+		"                             --mount MOUNTPOINT)\n"
+		"  list [INSTANCE]            list instances, or an "
+		"instance's backups\n"
+		"  delete INSTANCE TIMESTAMP  delete a backup\n"
+		"  gc                         remove chunks no backup uses\n\n"
+		"options:\n"
+		"  -c, --config FILE          configuration file (required)\n"
+		"  -m, --mount DIR            go through a mounted backupfs\n"
+		"      --json                 JSON output\n"
+		"  -h, --help                 this help\n"
+		"  -V, --version              version\n\n"
+		"exit status: 0 success, 1 failure, 2 usage error\n");
+}
+
+static int ctl_load_config(struct ctl *c)
+{
+	char err[1024] = "";
+
+	if (!c->config_path) {
+		fprintf(stderr, "backupctl: --config FILE is required\n");
+		return EXIT_USAGE;
+	}
+	if (bfs_config_load(c->config_path, &c->conf, err, sizeof(err))) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		return 1;
+	}
+	bfs_log_set_level(c->conf->log_level < BFS_LOG_WARN
+				  ? c->conf->log_level : BFS_LOG_WARN);
+	return 0;
+}
+
+/* Open the repository alone (no state directory, no datastores). */
+static int ctl_open_repo(struct ctl *c, struct bfs_backend **be,
+			 struct bfs_repo **repo)
+{
+	uint8_t master[BFS_KEY_LEN];
+	char err[1024] = "";
+	int ret;
+
+	ret = bfs_key_file_read(c->conf->key_file, master, err, sizeof(err));
+	if (!ret)
+		ret = bfs_backend_open(c->conf->backend, be, err, sizeof(err));
+	if (!ret) {
+		ret = bfs_repo_open(*be, master, repo, err, sizeof(err));
+		if (ret)
+			bfs_backend_close(*be);
+	}
+	explicit_bzero(master, sizeof(master));
+	if (ret)
+		fprintf(stderr, "backupctl: %s\n", err);
+	return ret ? 1 : 0;
+}
+
+/* ---- init ---- */
+
+static int ctl_mkdir_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int cmd_init(struct ctl *c, int argc, char **argv)
+{
+	uint8_t master[BFS_KEY_LEN];
+	struct bfs_backend *be;
+	char err[1024] = "";
+	uint64_t size;
+	int ret;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "backupctl: init takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	if (bfs_backend_open(c->conf->backend, &be, err, sizeof(err))) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		return 1;
+	}
+	/* Refuse before creating a key that would not match. */
+	if (!bfs_backend_stat(be, "config", &size)) {
+		fprintf(stderr, "backupctl: the backend already holds a "
+			"repository; not creating a new key\n");
+		ret = 1;
+		goto out_backend;
+	}
+	ctl_mkdir_parent(c->conf->key_file);
+	ret = bfs_key_file_create(c->conf->key_file, master, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		ret = 1;
+		goto out_backend;
+	}
+	ret = bfs_repo_init(be, master);
+	explicit_bzero(master, sizeof(master));
+	if (ret) {
+		fprintf(stderr, "backupctl: cannot initialize the repository: "
+			"%s\n", strerror(-ret));
+		unlink(c->conf->key_file);
+		ret = 1;
+		goto out_backend;
+	}
+	printf("created key file %s (keep a copy: without it the backups "
+	       "cannot be read)\ninitialized the repository\n",
+	       c->conf->key_file);
+out_backend:
+	bfs_backend_close(be);
+	return ret;
+}
+
+/* ---- snapshot ---- */
+
+static void ctl_progress(uint64_t done, uint64_t total)
+{
+	int width = 30, fill;
+	double pct;
+
+	if (!isatty(STDERR_FILENO))
+		return;
+	pct = total ? 100.0 * (double)(done < total ? done : total) /
+			      (double)total
+		    : 0;
+	fill = (int)(pct * width / 100);
+	fprintf(stderr, "\r[%.*s%*s] %5.1f%% %8.1f MiB", fill,
+		"##############################", width - fill, "", pct,
+		(double)done / (1 << 20));
+	fflush(stderr);
+}
+
+static int ctl_show_job(const char *json_text, int as_json)
+{
+	json_t *rec = json_loads(json_text, 0, NULL);
+	const char *state, *error, *backup;
+	int ok;
+
+	if (!rec)
+		return 1;
+	state = json_string_value(json_object_get(rec, "state"));
+	error = json_string_value(json_object_get(rec, "error"));
+	backup = json_string_value(json_object_get(rec, "backup"));
+	ok = state && !strcmp(state, "completed");
+	if (as_json)
+		printf("%s\n", json_text);
+	else if (ok)
+		printf("completed: backup %s\n", backup ? backup : "?");
+	else
+		fprintf(stderr, "backupctl: snapshot %s: %s\n",
+			state ? state : "?", error ? error : "unknown error");
+	json_decref(rec);
+	return ok ? 0 : 1;
+}
+
+/* Poll a job record until it is no longer running. */
+static int ctl_wait_record(char *(*fetch)(void *), void *arg, int as_json)
+{
+	char *text;
+	int ret;
+
+	for (;;) {
+		json_t *rec, *p;
+		const char *state;
+
+		text = fetch(arg);
+		if (!text) {
+			fprintf(stderr, "backupctl: the snapshot's record "
+				"vanished\n");
+			return 1;
+		}
+		rec = json_loads(text, 0, NULL);
+		state = json_string_value(json_object_get(rec, "state"));
+		p = json_object_get(rec, "progress");
+		if (state && strcmp(state, "running")) {
+			json_decref(rec);
+			break;
+		}
+		ctl_progress((uint64_t)json_integer_value(json_object_get(p, "done")),
+			     (uint64_t)json_integer_value(json_object_get(p, "total")));
+		json_decref(rec);
+		free(text);
+		usleep(200 * 1000);
+	}
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "\n");
+	ret = ctl_show_job(text, as_json);
+	free(text);
+	return ret;
+}
+
+struct ctl_snap {
+	struct bfs_instance *inst;
+	const char *label;
+	char path[4096];
+};
+
+static char *ctl_fetch_engine(void *arg)
+{
+	struct ctl_snap *s = arg;
+	char *text;
+	size_t len;
+
+	return bfs_instance_snapshot_show(s->inst, s->label, &text, &len)
+		       ? NULL : text;
+}
+
+static char *ctl_fetch_file(void *arg)
+{
+	struct ctl_snap *s = arg;
+	char buf[65536];
+	ssize_t n;
+	int fd;
+
+	fd = open(s->path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+static int ctl_snapshot_engine(struct ctl *c, const char *instance,
+			       const char *label, const char *strategy)
+{
+	struct ctl_snap s = {.label = label};
+	struct bfs_engine *e;
+	char err[1024] = "";
+	int ret;
+
+	ret = bfs_engine_open(c->conf, &e, err, sizeof(err));
+	c->conf = NULL; /* the engine took it */
+	if (ret) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		return 1;
+	}
+	ret = bfs_engine_start(e);
+	if (!ret)
+		ret = bfs_engine_instance(e, instance, &s.inst);
+	if (ret) {
+		fprintf(stderr, "backupctl: instance '%s': %s\n", instance,
+			strerror(-ret));
+		ret = 1;
+		goto out_close;
+	}
+	ret = bfs_instance_snapshot_start(s.inst, label, strategy,
+					  strlen(strategy), err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "backupctl: snapshot refused: %s\n",
+			*err ? err : strerror(-ret));
+		ret = 1;
+		goto out_close;
+	}
+	/* In-process, the job dies with us: always wait. */
+	ret = ctl_wait_record(ctl_fetch_engine, &s, c->json);
+out_close:
+	bfs_engine_close(e);
+	return ret;
+}
+
+static int ctl_snapshot_mount(struct ctl *c, const char *instance,
+			      const char *label, const char *strategy,
+			      int wait)
+{
+	struct ctl_snap s = {.label = label};
+	size_t len = strlen(strategy);
+	int fd;
+
+	snprintf(s.path, sizeof(s.path), "%s/instances/%s/snapshots/%s",
+		 c->mount, instance, label);
+	fd = open(s.path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || (len && write(fd, strategy, len) != (ssize_t)len) ||
+	    close(fd)) {
+		fprintf(stderr, "backupctl: cannot start snapshot '%s': %s\n",
+			s.path, strerror(errno));
+		return 1;
+	}
+	if (!wait) {
+		printf("started: %s\n", s.path);
+		return 0;
+	}
+	return ctl_wait_record(ctl_fetch_file, &s, c->json);
+}
+
+static int cmd_snapshot(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"label", required_argument, NULL, 'l'},
+		{"strategy", required_argument, NULL, 's'},
+		{"wait", no_argument, NULL, 'w'},
+		{0},
+	};
+	char label[64];
+	const char *lab = NULL, *strategy = "";
+	int wait = 0, o;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "l:s:w", opts, NULL)) != -1) {
+		if (o == 'l')
+			lab = optarg;
+		else if (o == 's')
+			strategy = optarg;
+		else if (o == 'w')
+			wait = 1;
+		else
+			return EXIT_USAGE;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: backupctl snapshot INSTANCE "
+			"[--label L] [--strategy JSON] [--wait]\n");
+		return EXIT_USAGE;
+	}
+	if (!lab) {
+		time_t now = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(label, sizeof(label), "manual-%Y%m%dT%H%M%SZ", &tm);
+		lab = label;
+	}
+	if (c->mount)
+		return ctl_snapshot_mount(c, argv[optind], lab, strategy, wait);
+	return ctl_snapshot_engine(c, argv[optind], lab, strategy);
+}
+
+/* ---- list, delete, gc ---- */
+
+static int ctl_print_name(const char *name, void *arg)
+{
+	(void)arg;
+	printf("%s\n", name);
+	return 0;
+}
+
+static int ctl_list_backup(const char *ts, void *arg)
+{
+	void **a = arg;
+	struct bfs_repo *repo = a[0];
+	const char *instance = a[1];
+	json_t *out = a[2];
+	struct bfs_manifest *m;
+
+	if (bfs_repo_manifest_get(repo, instance, ts, &m)) {
+		printf("%s  (unreadable)\n", ts);
+		return 0;
+	}
+	if (out)
+		json_array_append_new(out, json_pack("{sssssIssss}",
+			"timestamp", ts, "label", m->label, "size",
+			(json_int_t)m->size, "datastore", m->datastore,
+			"format", m->format));
+	else
+		printf("%s  %12llu  %-10s %s\n", ts,
+		       (unsigned long long)m->size, m->datastore, m->label);
+	bfs_manifest_free(m);
+	return 0;
+}
+
+static int cmd_list(struct ctl *c, int argc, char **argv)
+{
+	struct bfs_backend *be;
+	struct bfs_repo *repo;
+	json_t *out = NULL;
+	int ret;
+
+	if (argc > 2)
+		return EXIT_USAGE;
+	if (ctl_open_repo(c, &be, &repo))
+		return 1;
+	if (argc == 1) {
+		ret = bfs_repo_list_instances(repo, ctl_print_name, NULL);
+	} else {
+		void *a[3] = {repo, argv[1], NULL};
+
+		out = c->json ? json_array() : NULL;
+		a[2] = out;
+		ret = bfs_repo_list_backups(repo, argv[1], ctl_list_backup, a);
+		if (out) {
+			char *s = json_dumps(out, JSON_INDENT(2));
+
+			printf("%s\n", s ? s : "[]");
+			free(s);
+			json_decref(out);
+		}
+	}
+	bfs_repo_close(repo);
+	bfs_backend_close(be);
+	if (ret)
+		fprintf(stderr, "backupctl: listing failed: %s\n",
+			strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+static int cmd_delete(struct ctl *c, int argc, char **argv)
+{
+	struct bfs_backend *be;
+	struct bfs_repo *repo;
+	int ret;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: backupctl delete INSTANCE TIMESTAMP\n");
+		return EXIT_USAGE;
+	}
+	if (ctl_open_repo(c, &be, &repo))
+		return 1;
+	ret = bfs_repo_manifest_delete(repo, argv[1], argv[2]);
+	bfs_repo_close(repo);
+	bfs_backend_close(be);
+	if (ret) {
+		fprintf(stderr, "backupctl: cannot delete %s/%s: %s\n",
+			argv[1], argv[2], strerror(-ret));
+		return 1;
+	}
+	printf("deleted %s/%s (run gc to reclaim its chunks)\n", argv[1],
+	       argv[2]);
+	return 0;
+}
+
+static int cmd_gc(struct ctl *c, int argc, char **argv)
+{
+	struct bfs_gc_stats st = {0};
+	struct bfs_backend *be;
+	struct bfs_repo *repo;
+	int ret;
+
+	(void)argv;
+	if (argc != 1)
+		return EXIT_USAGE;
+	if (ctl_open_repo(c, &be, &repo))
+		return 1;
+	ret = bfs_repo_gc(repo, &st);
+	bfs_repo_close(repo);
+	bfs_backend_close(be);
+	if (ret) {
+		fprintf(stderr, "backupctl: gc failed: %s\n",
+			ret == -EBUSY ? "a backup is being written; try later"
+				      : strerror(-ret));
+		return 1;
+	}
+	if (c->json)
+		printf("{\"manifests\": %llu, \"chunks\": %llu, "
+		       "\"removed\": %llu, \"bytes_removed\": %llu}\n",
+		       (unsigned long long)st.manifests,
+		       (unsigned long long)st.chunks_total,
+		       (unsigned long long)st.chunks_removed,
+		       (unsigned long long)st.bytes_removed);
+	else
+		printf("gc: %llu backups, %llu chunks, removed %llu chunks "
+		       "(%llu bytes)\n",
+		       (unsigned long long)st.manifests,
+		       (unsigned long long)st.chunks_total,
+		       (unsigned long long)st.chunks_removed,
+		       (unsigned long long)st.bytes_removed);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(struct ctl *c, int argc, char **argv);
+} ctl_commands[] = {
+	{"init", cmd_init},
+	{"snapshot", cmd_snapshot},
+	{"list", cmd_list},
+	{"delete", cmd_delete},
+	{"gc", cmd_gc},
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"mount", required_argument, NULL, 'm'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct ctl c = {0};
+	int o, ret;
+
+	/* "+": stop at the command; its own options follow it. */
+	while ((o = getopt_long(argc, argv, "+c:m:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c.config_path = optarg;
+			break;
+		case 'm':
+			c.mount = optarg;
+			break;
+		case 'j':
+			c.json = 1;
+			break;
+		case 'h':
+			ctl_usage(stdout);
+			return 0;
+		case 'V':
+			printf("backupctl %s\n", BFS_VERSION);
+			return 0;
+		default:
+			ctl_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		ctl_usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(ctl_commands[0]);
+	     i++) {
+		if (strcmp(argv[optind], ctl_commands[i].name))
+			continue;
+		ret = ctl_load_config(&c);
+		if (!ret)
+			ret = ctl_commands[i].run(&c, argc - optind,
+						  argv + optind);
+		bfs_config_free(c.conf);
+		return ret;
+	}
+	fprintf(stderr, "backupctl: unknown command '%s'\n", argv[optind]);
+	ctl_usage(stderr);
+	return EXIT_USAGE;
+}
