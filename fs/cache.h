@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "crypto.h"
 #include "pool.h"
 #include "repo.h"
@@ -33,6 +34,26 @@ struct bfs_cache_stats {
 /* repo and pool are borrowed and must outlive the cache. */
 int bfs_cache_new(struct bfs_repo *repo, struct bfs_pool *pool,
 		  size_t max_bytes, struct bfs_cache **out);
+
+/*
+ * Loads a chunk of size plaintext bytes into out (empty, at most size
+ * bytes, appended to); exactly size bytes on success, else -errno.
+ * Called from the getting thread or from a pool worker, possibly from
+ * several threads at once (for different ids).
+ */
+typedef int (*bfs_cache_load_fn)(void *arg, const uint8_t id[BFS_ID_LEN],
+				 uint32_t size, struct bfs_buf *out);
+/*
+ * A cache over another source than a repository (and for tests):
+ * bfs_cache_new() is this with a loader calling bfs_repo_chunk_get().
+ * arg is borrowed.  pool is borrowed and may be NULL: prefetch then does
+ * nothing.
+ */
+int bfs_cache_new_with_loader(bfs_cache_load_fn load, void *arg,
+			      struct bfs_pool *pool, size_t max_bytes,
+			      struct bfs_cache **out);
+
+/* Waits for running prefetches.  Every block must have been put. */
 void bfs_cache_free(struct bfs_cache *c);
 
 /* Load (or find) a chunk of size plaintext bytes: *out gets a new
