@@ -1,1 +1,194 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * Backend dispatch and the generic checks every driver relies on: callers
+ * go through bfs_backend_*(), which validate names once, here, so a driver
+ * never sees "..", an absolute name or a control byte.
+ */
+#include "backend.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BE_COMPONENT_MAX 255
+#define BE_LOG_NAME_MAX	 128
+
+struct be_driver {
+	const char *type;
+	int (*open)(json_t *conf, struct bfs_backend **out, char *err,
+		    size_t errlen);
+};
+
+static const struct be_driver be_drivers[] = {
+	{.type = "local", .open = bfs_local_open},
+};
+
+#define BE_NDRIVERS (sizeof(be_drivers) / sizeof(be_drivers[0]))
+
+/* "local, swift": for the message naming the known types. */
+static void be_known_types(char *out, size_t len)
+{
+	size_t i, used = 0;
+	int n;
+
+	out[0] = 0;
+	for (i = 0; i < BE_NDRIVERS && used < len; i++) {
+		n = snprintf(out + used, len - used, "%s%s", i ? ", " : "",
+			     be_drivers[i].type);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+int bfs_backend_open(json_t *conf, struct bfs_backend **out, char *err,
+		     size_t errlen)
+{
+	const char *type;
+	char known[128];
+	size_t i;
+
+	*out = NULL;
+	if (errlen)
+		err[0] = 0;
+	if (!json_is_object(conf)) {
+		snprintf(err, errlen, "backend config is not an object");
+		return -EINVAL;
+	}
+	type = json_string_value(json_object_get(conf, "type"));
+	if (!type) {
+		snprintf(err, errlen, "backend config has no \"type\" string");
+		return -EINVAL;
+	}
+	for (i = 0; i < BE_NDRIVERS; i++)
+		if (!strcmp(type, be_drivers[i].type))
+			return be_drivers[i].open(conf, out, err, errlen);
+	be_known_types(known, sizeof(known));
+	snprintf(err, errlen, "unknown backend type \"%.64s\" (known: %s)",
+		 type, known);
+	return -EINVAL;
+}
+
+void bfs_backend_close(struct bfs_backend *be)
+{
+	if (be)
+		be->ops->destroy(be);
+}
+
+static int be_byte_ok(unsigned char c)
+{
+	return c >= 0x20 && c != 0x7f;
+}
+
+int bfs_backend_name_ok(const char *name)
+{
+	const char *p, *start;
+	size_t n;
+
+	if (!name || !*name)
+		return 0;
+	for (start = p = name;; p++) {
+		if (*p && *p != '/') {
+			if (!be_byte_ok((unsigned char)*p))
+				return 0;
+			continue;
+		}
+		/* end of a component: start..p */
+		n = (size_t)(p - start);
+		if (n == 0 || n > BE_COMPONENT_MAX)
+			return 0;
+		if (start[0] == '.' && (n == 1 || (n == 2 && start[1] == '.')))
+			return 0;
+		if (!*p)
+			return 1;
+		start = p + 1;
+	}
+}
+
+/*
+ * A listing prefix is "" or a valid name, optionally ending in '/' (a
+ * "directory"); it may stop in the middle of a component.
+ */
+static int be_prefix_ok(const char *prefix)
+{
+	char tmp[4096];
+	size_t n;
+
+	if (!prefix)
+		return 0;
+	n = strlen(prefix);
+	if (n == 0)
+		return 1;
+	if (n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, prefix, n + 1);
+	if (tmp[n - 1] == '/')
+		tmp[n - 1] = 0;
+	return bfs_backend_name_ok(tmp);
+}
+
+/* A refused name may hold control bytes: never log it raw. */
+static void be_refuse(const char *what, const char *name)
+{
+	char safe[BE_LOG_NAME_MAX + 1];
+	size_t i;
+
+	for (i = 0; name && name[i] && i < BE_LOG_NAME_MAX; i++)
+		safe[i] = be_byte_ok((unsigned char)name[i]) ? name[i] : '?';
+	safe[i] = 0;
+	bfs_err("refusing invalid object %s \"%s\"", what, safe);
+}
+
+int bfs_backend_get(struct bfs_backend *be, const char *name, uint64_t off,
+		    uint64_t len, struct bfs_buf *out)
+{
+	if (!bfs_backend_name_ok(name)) {
+		be_refuse("name", name);
+		return -EINVAL;
+	}
+	return be->ops->get(be, name, off, len, out);
+}
+
+int bfs_backend_put(struct bfs_backend *be, const char *name, const void *data,
+		    size_t len, unsigned flags)
+{
+	if (!bfs_backend_name_ok(name)) {
+		be_refuse("name", name);
+		return -EINVAL;
+	}
+	if ((flags & ~BFS_PUT_EXCL) || (!data && len))
+		return -EINVAL;
+	return be->ops->put(be, name, data, len, flags);
+}
+
+int bfs_backend_remove(struct bfs_backend *be, const char *name)
+{
+	if (!bfs_backend_name_ok(name)) {
+		be_refuse("name", name);
+		return -EINVAL;
+	}
+	return be->ops->remove(be, name);
+}
+
+int bfs_backend_stat(struct bfs_backend *be, const char *name, uint64_t *size)
+{
+	if (!bfs_backend_name_ok(name)) {
+		be_refuse("name", name);
+		return -EINVAL;
+	}
+	return be->ops->stat(be, name, size);
+}
+
+int bfs_backend_list(struct bfs_backend *be, const char *prefix, char delimiter,
+		     bfs_list_cb cb, void *arg)
+{
+	if (!be_prefix_ok(prefix)) {
+		be_refuse("prefix", prefix);
+		return -EINVAL;
+	}
+	if (delimiter != 0 && delimiter != '/')
+		return -EINVAL;
+	return be->ops->list(be, prefix, delimiter, cb, arg);
+}

@@ -113,7 +113,9 @@ int bfs_repo_record_list(struct bfs_repo *repo, const char *kind,
 struct bfs_repo_lock;
 int bfs_repo_lock_writer(struct bfs_repo *repo, struct bfs_repo_lock **out);
 int bfs_repo_lock_gc(struct bfs_repo *repo, struct bfs_repo_lock **out);
-/* Refresh the lock's time so long jobs do not look stale. */
+/* Refresh the lock's time so long jobs do not look stale.  -ESTALE if the
+ * lock has vanished (another host removed it as stale): a gc may have run,
+ * so the job must fail. */
 int bfs_repo_lock_refresh(struct bfs_repo_lock *lock);
 void bfs_repo_unlock(struct bfs_repo_lock *lock);
 
