@@ -138,9 +138,9 @@ static void spool_clear(struct bfs_instance *inst)
 }
 
 /*
- * After a restart: the datastore has already removed temporary snapshots
- * and rolled back an interrupted restore (bfs_datastore_recover() at
- * open).  What is left is to say so: the job record and events.
+ * After a restart: the datastore removes temporary snapshots and finishes
+ * or rolls back an interrupted restore; then the job record and the
+ * events say what happened.
  */
 void jobs_recover(struct bfs_instance *inst)
 {
@@ -148,7 +148,14 @@ void jobs_recover(struct bfs_instance *inst)
 	char path[4096];
 	const char *label;
 	json_t *j, *rec;
+	int ret;
 
+	if (inst->ds) {
+		ret = bfs_datastore_recover(inst->ds);
+		if (ret)
+			bfs_err("recovery of instance '%s' failed: %s",
+				inst->id, strerror(-ret));
+	}
 	spool_clear(inst);
 	json_object_foreach(inst->records, label, rec) {
 		if (strcmp(json_string_value(json_object_get(rec, "state")) ?: "",
