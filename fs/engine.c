@@ -67,6 +67,14 @@ out_free:
 	return ret;
 }
 
+double engine_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* ---- instances ---- */
 
 int engine_instance_new(struct bfs_engine *e, const char *id, json_t *conf,

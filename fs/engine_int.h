@@ -49,6 +49,7 @@ struct bfs_job {
 	json_t *strategy;
 	struct bfs_progress progress;
 	time_t started;
+	double t0; /* monotonic start, for durations */
 	int applying; /* restore: past verification, instance locked */
 	pthread_t thread;
 };
@@ -87,9 +88,13 @@ void engine_instance_free(struct bfs_instance *inst);
 void engine_invalidate_backups(struct bfs_instance *inst);
 /* Write JSON to path atomically (temp + fsync + rename). */
 int engine_write_json(const char *path, json_t *value);
+/* Monotonic seconds, for durations. */
+double engine_now(void);
 
 /* jobs.c */
 int jobs_load(struct bfs_instance *inst);
+/* Record the last result of a kind ("backup", "restore"): lock held. */
+void jobs_set_last(struct bfs_instance *inst, const char *kind, json_t *rec);
 void jobs_recover(struct bfs_instance *inst);
 void jobs_wait_all(struct bfs_instance *inst);
 json_t *jobs_status(struct bfs_instance *inst); /* new, lock held */

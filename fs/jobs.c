@@ -91,12 +91,31 @@ static int record_load_one(struct bfs_instance *inst, const char *label)
 	return json_object_set_new(inst->records, label, rec) ? -ENOMEM : 0;
 }
 
+void jobs_set_last(struct bfs_instance *inst, const char *kind, json_t *rec)
+{
+	char path[4096];
+
+	json_object_set(inst->last, kind, rec);
+	job_path(inst, "last.json", NULL, path, sizeof(path));
+	engine_write_json(path, inst->last);
+}
+
 int jobs_load(struct bfs_instance *inst)
 {
 	char path[4096];
 	struct dirent *d;
+	json_t *last;
 	DIR *dir;
 	int ret = 0;
+
+	job_path(inst, "last.json", NULL, path, sizeof(path));
+	last = json_load_file(path, 0, NULL);
+	if (json_is_object(last)) {
+		json_decref(inst->last);
+		inst->last = last;
+	} else {
+		json_decref(last);
+	}
 
 	job_path(inst, "snapshots", NULL, path, sizeof(path));
 	if (mkdir(path, 0700) && errno != EEXIST)
@@ -305,7 +324,7 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 	struct bfs_instance *inst = job->inst;
 	json_t *rec, *fields;
 	char now[BFS_TIMESTAMP_LEN + 1];
-	double secs = difftime(time(NULL), job->started);
+	double secs = engine_now() - job->t0;
 
 	bfs_timestamp_format(time(NULL), now);
 	pthread_mutex_lock(&inst->lock);
@@ -314,13 +333,17 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 			    json_string(ret ? "failed" : "completed"));
 	json_object_set_new(rec, "finished", json_string(now));
 	json_object_set_new(rec, "error", ret ? json_string(err) : json_null());
+	json_object_set_new(rec, "progress",
+		json_pack("{sIsI}", "done",
+			  (json_int_t)atomic_load(&job->progress.done), "total",
+			  (json_int_t)atomic_load(&job->progress.total)));
 	if (!ret) {
 		json_object_set_new(rec, "backup", json_string(m->timestamp));
 		json_object_set_new(rec, "size", json_integer((json_int_t)m->size));
 		json_object_set_new(rec, "stored",
 				    json_integer((json_int_t)m->stored_bytes));
 	}
-	json_object_set(inst->last, "backup", rec);
+	jobs_set_last(inst, "backup", rec);
 	record_save(inst, job->label, rec);
 	journal_clear(inst);
 	job_end(inst);
@@ -460,6 +483,7 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 	job->kind = JOB_SNAPSHOT;
 	snprintf(job->label, sizeof(job->label), "%s", label);
 	job->started = time(NULL);
+	job->t0 = engine_now();
 	ret = snap_parse_strategy(inst, strategy, len, &job->strategy, err,
 				  errlen);
 	if (ret)
@@ -718,7 +742,8 @@ static void restore_record(struct bfs_instance *inst, struct bfs_restore *r,
 			ret ? json_string(err) : json_null());
 	pthread_mutex_lock(&inst->lock);
 	if (rec)
-		json_object_set_new(inst->last, "restore", rec);
+		jobs_set_last(inst, "restore", rec);
+	json_decref(rec);
 	pthread_mutex_unlock(&inst->lock);
 }
 
@@ -731,6 +756,7 @@ int bfs_restore_commit(struct bfs_restore *r)
 
 	snprintf(job.label, sizeof(job.label), "%s", r->name);
 	job.started = time(NULL);
+	job.t0 = engine_now();
 	pthread_mutex_lock(&inst->lock);
 	inst->job = &job;
 	pthread_mutex_unlock(&inst->lock);
@@ -754,7 +780,7 @@ int bfs_restore_commit(struct bfs_restore *r)
 			    json_pack("{sssIsf}", "file", r->name, "bytes",
 				      (json_int_t)atomic_load(&r->size),
 				      "duration",
-				      difftime(time(NULL), job.started)));
+				      engine_now() - job.t0));
 	}
 	pthread_mutex_lock(&inst->lock);
 	journal_clear(inst);

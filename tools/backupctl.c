@@ -346,7 +346,7 @@ static int cmd_snapshot(struct ctl *c, int argc, char **argv)
 	const char *lab = NULL, *strategy = "";
 	int wait = 0, o;
 
-	optind = 1;
+	optind = 0; /* GNU getopt: start over with a new vector */
 	while ((o = getopt_long(argc, argv, "l:s:w", opts, NULL)) != -1) {
 		if (o == 'l')
 			lab = optarg;
