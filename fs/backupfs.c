@@ -556,8 +556,10 @@ static int fs_flush_snapshot(struct fs_file *f)
 	ret = bfs_instance_snapshot_start(f->inst, f->label,
 					  (const char *)f->strategy.data,
 					  f->strategy.len, err, sizeof(err));
+	/* The operator's mistake, reported to them by close(): a warning
+	 * here, not an error of the daemon. */
 	if (ret)
-		bfs_err("snapshot '%s' of instance '%s' refused: %s", f->label,
+		bfs_warn("snapshot '%s' of instance '%s' refused: %s", f->label,
 			bfs_instance_id(f->inst), *err ? err : strerror(-ret));
 	pending_remove(fs_ctx(), bfs_instance_id(f->inst), f->label);
 	f->creating = 0;

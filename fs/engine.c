@@ -38,17 +38,22 @@ static int mkdir_p(const char *path, mode_t mode)
 int engine_write_json(const char *path, json_t *value)
 {
 	char tmp[4096];
+	const char *slash = strrchr(path, '/');
 	int fd, ret = 0;
 	char *text;
 	size_t n;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+	/* The temporary is a hidden name in the same directory, not
+	 * path + suffix, which could pass NAME_MAX for a 255-byte name. */
+	if (!slash || (size_t)(slash - path) + 16 >= sizeof(tmp))
 		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%.*s/.tmp-XXXXXX", (int)(slash - path),
+		 path);
 	text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (!text)
 		return -ENOMEM;
 	n = strlen(text);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		goto out_free;
@@ -58,11 +63,11 @@ int engine_write_json(const char *path, json_t *value)
 	close(fd);
 	if (!ret && rename(tmp, path))
 		ret = -errno;
-	if (ret) {
+	if (ret)
 		unlink(tmp);
-		bfs_err("cannot write '%s': %s", path, strerror(-ret));
-	}
 out_free:
+	if (ret)
+		bfs_err("cannot write '%s': %s", path, strerror(-ret));
 	free(text);
 	return ret;
 }
@@ -621,6 +626,17 @@ static int engine_open_instances(struct bfs_engine *e, char *err,
 	return 0;
 }
 
+/* Name the config file in front of a reason: the operator's starting
+ * point for every start-up error. */
+static void engine_err_prefix(const char *path, char *err, size_t errlen)
+{
+	char reason[1024];
+
+	snprintf(reason, sizeof(reason), "%s", err);
+	if (strncmp(reason, "config '", 8))
+		snprintf(err, errlen, "config '%s': %s", path, reason);
+}
+
 int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 		    char *err, size_t errlen)
 {
@@ -641,6 +657,7 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 	if (!ret)
 		ret = engine_open_instances(e, err, errlen);
 	if (ret) {
+		engine_err_prefix(conf->path, err, errlen);
 		bfs_engine_close(e);
 		return ret;
 	}

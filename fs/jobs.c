@@ -128,7 +128,7 @@ int jobs_load(struct bfs_instance *inst)
 	if (!dir)
 		return -errno;
 	while (!ret && (d = readdir(dir))) {
-		if (!bfs_name_ok(d->d_name) || strstr(d->d_name, ".tmp"))
+		if (!bfs_name_ok(d->d_name)) /* also skips temporaries */
 			continue;
 		ret = record_load_one(inst, d->d_name);
 	}

@@ -132,7 +132,10 @@ int bfs_name_ok(const char *name)
 {
 	size_t i;
 
-	if (!name || !name[0] || name[0] == '.')
+	/* ".." anywhere, not just as the whole name: such names are never
+	 * needed and refusing them keeps every later path join obviously
+	 * safe. */
+	if (!name || !name[0] || name[0] == '.' || strstr(name, ".."))
 		return 0;
 	for (i = 0; name[i]; i++) {
 		if (i >= BFS_NAME_MAX)

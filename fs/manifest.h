@@ -81,8 +81,8 @@ int bfs_timestamp_parse(const char *s, int64_t *t);
 
 /*
  * Names given by users or read from the backend (instance ids, labels,
- * timestamps): 1..255 bytes, no '/', no NUL, no control bytes, not "." or
- * "..", not starting with '.' (reserved for our own temporaries).
+ * timestamps): 1..255 bytes, no '/', no NUL, no control bytes, no ".."
+ * anywhere, not starting with '.' (reserved for our own temporaries).
  */
 int bfs_name_ok(const char *name);
 

@@ -1,0 +1,1025 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Harness of the integration suite: it mounts the real backupfs with FUSE.
+
+Standard library only: the suite runs under Debian's /usr/bin/python3
+(pytest-3).  The binaries come from BACKUPFS_BIN and BACKUPCTL_BIN (set by
+the meson test), else from build/ of this checkout:
+
+    cd REPO && pytest-3 -v tests/integration
+
+Rules the fixtures keep (reference/style.md, "Tests"):
+  - the daemon runs with -f in its own process group, its output in a log
+    file; mounting polls os.path.ismount while checking it is alive;
+  - unmounting is a plain `fusermount3 -u`, after which the daemon must exit
+    with status 0 within 10 s; otherwise `fusermount3 -z -u`, SIGTERM, then
+    SIGKILL of the group, and the test fails; no daemon is ever left behind;
+  - a test fails when its daemon logged an error line it did not declare
+    with @pytest.mark.log_errors(...), or any sanitizer line;
+  - a failing test's report carries a reproducer command line;
+  - nothing is skipped: without /dev/fuse, root or the binaries every test
+    fails.  BACKUPFS_TEST_SUMMARY names a JSON file that receives the counts
+    of passed/failed/skipped tests (tools/run-tests.sh fails on any skip).
+
+Helpers are module-level functions here; tests reach them through the
+`util` fixture (this module).
+"""
+
+import calendar
+import errno
+import faulthandler
+import hashlib
+import io
+import json
+import os
+import pwd
+import random
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BACKUPFS = (os.environ.get("BACKUPFS_BIN")
+            or str(REPO_ROOT / "build/fs/backupfs"))
+BACKUPCTL = (os.environ.get("BACKUPCTL_BIN")
+             or str(REPO_ROOT / "build/tools/backupctl"))
+FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
+
+KiB = 1 << 10
+MiB = 1 << 20
+
+MOUNT_TIMEOUT = 30      # daemon start to mounted
+UNMOUNT_TIMEOUT = 10    # fusermount3 -u to daemon exit (style.md)
+JOB_TIMEOUT = 60        # a snapshot job (the contract's bound)
+CMD_TIMEOUT = 300       # any helper command (backupctl snapshot of 200 MB)
+TEST_TIMEOUT = 300      # watchdog default; @pytest.mark.bfs_timeout(s)
+
+TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+STATES = {"ACTIVE", "BACKUP", "RESTORE", "MAINTENANCE", "ERROR"}
+DENIED = (errno.EACCES, errno.EPERM)
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+# A daemon log line that is an error (backupfs logs "backupfs: error: ...")
+# and the sanitizer lines that fail a test whatever it declared.
+ERROR_LINE_RE = re.compile(
+    r"(^|[\s:\[])(error|fatal|critical|panic)(:|\]|\s|$)", re.IGNORECASE)
+SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
+                          r"MemorySanitizer|UndefinedBehaviorSanitizer|"
+                          r"runtime error")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "log_errors(*regexes): the test provokes daemon errors on purpose; "
+        "error lines matching one of the regexes (any, without regexes) "
+        "do not fail it (sanitizer lines still do)")
+    config.addinivalue_line(
+        "markers", "bfs_timeout(seconds): watchdog bound of the test "
+        "(default %d s): then every daemon is killed" % TEST_TIMEOUT)
+
+
+# ---------------------------------------------------------------------------
+# Outcome summary for tools/run-tests.sh
+
+_outcomes = {}
+_collect_errors = 0
+
+
+def pytest_collectreport(report):
+    global _collect_errors
+    if report.failed:
+        _collect_errors += 1
+
+
+def pytest_runtest_logreport(report):
+    prev = _outcomes.get(report.nodeid)
+    if prev in ("failed", "errors"):
+        return
+    if report.failed:
+        outcome = "failed" if report.when == "call" else "errors"
+    elif report.skipped:
+        outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    elif report.when == "call":
+        outcome = "xpassed" if hasattr(report, "wasxfail") else "passed"
+    else:
+        return
+    _outcomes[report.nodeid] = outcome
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _kill_leftover_daemons()
+    path = os.environ.get("BACKUPFS_TEST_SUMMARY")
+    if not path:
+        return
+    counts = {k: 0 for k in ("passed", "failed", "errors", "skipped",
+                             "xfailed", "xpassed")}
+    for outcome in _outcomes.values():
+        counts[outcome] += 1
+    counts["errors"] += _collect_errors
+    counts["collected"] = session.testscollected
+    counts["exitstatus"] = int(exitstatus)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(counts, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# Reproducer in the report of a failing test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    daemons = getattr(item, "_bfs_daemons", [])
+    test_id = "%s::%s" % (item.path, item.nodeid.split("::", 1)[-1])
+    lines = [
+        "# rerun this test:",
+        "cd %s && BACKUPFS_BIN=%s BACKUPCTL_BIN=%s pytest-3 -v %s" % (
+            shlex.quote(str(REPO_ROOT)), shlex.quote(BACKUPFS),
+            shlex.quote(BACKUPCTL), shlex.quote(test_id)),
+    ]
+    for d in daemons:
+        lines += ["# mount what the test mounted (its files stay in place):",
+                  "mkdir -p %s && %s" % (shlex.quote(d.mnt), d.command_line()),
+                  "# daemon log: %s; last lines:" % d.log_path]
+        lines += ["#   " + l for l in d.log_tail(25).splitlines()]
+    rep.sections.append(("backupfs reproducer", "\n".join(lines)))
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+class Result:
+    """What run() returns: returncode, stdout and stderr as text."""
+
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def describe(self):
+        return "$ %s\nexit status %s\n--- stdout\n%s--- stderr\n%s" % (
+            " ".join(shlex.quote(str(a)) for a in self.args),
+            self.returncode, self.stdout, self.stderr)
+
+
+def run(args, timeout=CMD_TIMEOUT, **kw):
+    """Run a command in its own process group, output in temporary files
+    (a daemonizing child that keeps a pipe open cannot hang us); on timeout
+    kill the whole group and fail the test."""
+    args = [str(a) for a in args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, start_new_session=True, **kw)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            out.seek(0)
+            err.seek(0)
+            pytest.fail("timed out after %s s: %s\n--- stdout\n%s\n--- stderr"
+                        "\n%s" % (timeout, " ".join(map(shlex.quote, args)),
+                                  _text(out.read()), _text(err.read())))
+        out.seek(0)
+        err.seek(0)
+        return Result(args, rc, _text(out.read()), _text(err.read()))
+
+
+def _text(b):
+    return b.decode("utf-8", "replace")
+
+
+def _killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def nobody_ids():
+    pw = pwd.getpwnam("nobody")
+    return pw.pw_uid, pw.pw_gid
+
+
+_NOBODY_CODE = r"""
+import json, os, sys
+op, args = sys.argv[1], sys.argv[2:]
+err = 0
+try:
+    if op == "unlink":
+        os.unlink(args[0])
+    elif op == "create":
+        fd = os.open(args[0], os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            if len(args) > 1:
+                os.write(fd, args[1].encode())
+        finally:
+            os.close(fd)
+    elif op == "copy":
+        with open(args[0], "rb") as src:
+            fd = os.open(args[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                while True:
+                    b = src.read(1 << 20)
+                    if not b:
+                        break
+                    os.write(fd, b)
+            finally:
+                os.close(fd)
+    elif op == "read":
+        with open(args[0], "rb") as f:
+            f.read(4096)
+    else:
+        raise SystemExit("unknown op " + op)
+except OSError as e:
+    err = e.errno
+print(json.dumps({"errno": err}))
+"""
+
+
+def as_nobody(op, *args, timeout=120):
+    """Do one file operation as user nobody (no supplementary groups) and
+    return its errno (0 on success).  ops: unlink PATH, create PATH [DATA],
+    copy SRC DST, read PATH."""
+    uid, gid = nobody_ids()
+    r = run([sys.executable, "-c", _NOBODY_CODE, op, *args], timeout=timeout,
+            user=uid, group=gid, extra_groups=[], cwd="/")
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])["errno"]
+    except (IndexError, ValueError, KeyError):
+        pytest.fail("helper run as nobody failed:\n" + r.describe())
+
+
+# ---------------------------------------------------------------------------
+# Mounts
+
+_LIVE = set()         # every started Daemon not yet stopped
+_LIVE_LOCK = threading.Lock()
+
+
+def _mount_points():
+    """Mount points of the mount table (reads no file system: cannot hang
+    on a dead FUSE daemon)."""
+    pts = set()
+    with open("/proc/self/mountinfo", encoding="utf-8",
+              errors="surrogateescape") as f:
+        for line in f:
+            field = line.split(" ")[4]
+            pts.add(re.sub(r"\\([0-7]{3})",
+                           lambda m: chr(int(m.group(1), 8)), field))
+    return pts
+
+
+def in_mount_table(path):
+    return os.path.realpath(path) in _mount_points()
+
+
+class Daemon:
+    """One backupfs process and its mount point.
+
+    Started with -f, in its own process group, output appended to log_path;
+    stop() unmounts cleanly and returns what went wrong (a list)."""
+
+    def __init__(self, cfg, mnt, log_path, options=()):
+        self.cfg = str(cfg)
+        self.mnt = str(mnt)
+        self.log_path = str(log_path)
+        self.options = list(options)
+        self.proc = None
+        self.watchdog_killed = False
+
+    def argv(self):
+        opts = ",".join(["config=" + self.cfg] + self.options)
+        return [BACKUPFS, "-f", "-o", opts, self.mnt]
+
+    def command_line(self):
+        return " ".join(shlex.quote(a) for a in self.argv())
+
+    def start(self):
+        assert self.proc is None, "daemon already running"
+        self.watchdog_killed = False
+        os.makedirs(self.mnt, exist_ok=True)
+        if in_mount_table(self.mnt):
+            pytest.fail("%s is mounted already" % self.mnt)
+        with open(self.log_path, "ab") as log:
+            log.write(("--- harness: %s\n" % self.command_line()).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                with _LIVE_LOCK:
+                    _LIVE.discard(self)
+                if in_mount_table(self.mnt):
+                    run([FUSERMOUNT, "-z", "-u", self.mnt], timeout=30)
+                pytest.fail("backupfs exited with status %d before mounting "
+                            "%s:\n%s" % (rc, self.mnt, self.log_tail(40)))
+            if os.path.ismount(self.mnt):
+                return
+            if time.monotonic() > deadline:
+                self.force_stop()
+                pytest.fail("%s not mounted %d s after starting backupfs:\n%s"
+                            % (self.mnt, MOUNT_TIMEOUT, self.log_tail(40)))
+            time.sleep(0.02)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Plain unmount, then the daemon must exit 0 within 10 s.  Returns
+        a list of problems (empty: clean); never leaves a daemon behind."""
+        if self.proc is None:
+            return []
+        problems = []
+        rc = self.proc.poll()
+        if rc is not None and self.watchdog_killed:
+            problems.append("backupfs killed by the watchdog: the test ran "
+                            "over its time bound")
+        elif rc is not None:
+            problems.append("backupfs died while mounted (status %d)" % rc)
+        else:
+            try:
+                r = subprocess.run([FUSERMOUNT, "-u", self.mnt],
+                                   stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True,
+                                   timeout=UNMOUNT_TIMEOUT + 20)
+                unmounted = r.returncode == 0
+                why = "status %d: %s" % (r.returncode, r.stderr.strip())
+            except subprocess.TimeoutExpired:
+                unmounted = False
+                why = "fusermount3 -u hung"
+            if not unmounted:
+                problems.append("plain unmount failed (%s)" % why)
+            else:
+                try:
+                    rc = self.proc.wait(UNMOUNT_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    problems.append("backupfs did not exit within %d s of "
+                                    "the unmount" % UNMOUNT_TIMEOUT)
+                else:
+                    if rc != 0:
+                        problems.append("backupfs exited with status %d "
+                                        "after the unmount" % rc)
+        if problems:
+            self.force_stop()
+        else:
+            self._forget()
+        return problems
+
+    def force_stop(self):
+        """Lazy unmount, SIGTERM, then SIGKILL the process group."""
+        if in_mount_table(self.mnt):
+            subprocess.run([FUSERMOUNT, "-z", "-u", self.mnt],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        if self.proc is not None:
+            pgid = self.proc.pid
+            if self.proc.poll() is None:
+                _killpg(pgid, signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            # children (tar, ...) of the daemon share its group
+            _killpg(pgid, signal.SIGKILL)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._forget()
+
+    def watchdog_kill(self):
+        """SIGKILL the daemon: blocked file operations on the mount then
+        fail with ENOTCONN."""
+        if self.proc is not None:
+            self.watchdog_killed = True
+            _killpg(self.proc.pid, signal.SIGKILL)
+
+    def _forget(self):
+        self.proc = None
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_text(self, since=0):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                return _text(f.read())
+        except OSError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def log_problems(self, allowed, since=0):
+        """Sanitizer lines, and error lines no regex of allowed matches
+        (allowed None: every error line is fine)."""
+        bad = []
+        for line in self.log_text(since).splitlines():
+            if line.startswith("--- harness:"):
+                continue
+            if SANITIZER_RE.search(line):
+                bad.append(line)
+            elif ERROR_LINE_RE.search(line) and allowed is not None and \
+                    not any(re.search(p, line) for p in allowed):
+                bad.append(line)
+        return bad
+
+
+class Mount(Daemon):
+    """A mounted backupfs with path helpers."""
+
+    @property
+    def path(self):
+        return Path(self.mnt)
+
+    def inst(self, name="vol1"):
+        return Path(self.mnt) / "instances" / name
+
+    def backups(self, name="vol1"):
+        """Timestamps in backups/, oldest first ("latest" left out)."""
+        return sorted(n for n in os.listdir(self.inst(name) / "backups")
+                      if n != "latest")
+
+    def backup(self, ts, name="vol1"):
+        return self.inst(name) / "backups" / ts
+
+    def remount(self):
+        problems = self.stop()
+        if problems:
+            pytest.fail("unmount for a remount failed: %s\n%s"
+                        % ("; ".join(problems), self.log_tail(40)))
+        self.start()
+
+
+def _kill_leftover_daemons():
+    with _LIVE_LOCK:
+        left = list(_LIVE)
+    for d in left:
+        d.force_stop()
+
+
+def allowed_log_errors(node):
+    """The regexes a test declared with @pytest.mark.log_errors: None
+    allows every error line, [] none."""
+    m = node.get_closest_marker("log_errors") if node is not None else None
+    if m is None:
+        return []
+    return list(m.args) if m.args else None
+
+
+# ---------------------------------------------------------------------------
+# A repository, its config and its mounts
+
+
+class Env:
+    """A repository, key, state dir, sources and config under base.
+
+    add_instance() creates a source directory; write_config() writes
+    base/backupfs.json; init() runs `backupctl init`; mount() mounts."""
+
+    def __init__(self, base, node=None):
+        self.base = Path(base)
+        self.repo = self.base / "repo"
+        self.state = self.base / "state"
+        self.key = self.base / "repo.key"
+        self.cfg = self.base / "backupfs.json"
+        self.node = node
+        self.instances = {}
+        self.extra = {}
+        self.daemons = []
+        self._public = None
+        self._n = 0
+        for d in (self.repo, self.state, self.base / "src"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def src(self, name="vol1"):
+        return Path(self.instances[name]["path"])
+
+    def add_instance(self, name="vol1", tree=None, snapshot="auto",
+                     path=None):
+        """A files instance; tree: None (empty), "sample", or a callable
+        that fills the source directory.  Returns the source path."""
+        src = Path(path) if path else self.base / "src" / name
+        src.mkdir(parents=True, exist_ok=True)
+        if tree == "sample":
+            make_sample_tree(src)
+        elif tree is not None:
+            tree(src)
+        self.instances[name] = {"datastore": "files", "path": str(src),
+                                "snapshot": snapshot}
+        return src
+
+    def config(self, **over):
+        conf = {
+            "backend": {"type": "local", "path": str(self.repo)},
+            "key_file": str(self.key),
+            "state_dir": str(self.state),
+            "instances": self.instances,
+        }
+        conf.update(self.extra)
+        conf.update(over)
+        return conf
+
+    def write_config(self, path=None, **over):
+        path = Path(path) if path else self.cfg
+        path.write_text(json.dumps(self.config(**over), indent=1,
+                                   ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+        return path
+
+    def ctl(self, *args, cfg=None, check=True, timeout=CMD_TIMEOUT):
+        r = run([BACKUPCTL, "--config", cfg or self.cfg, *args],
+                timeout=timeout)
+        if check and r.returncode != 0:
+            pytest.fail("backupctl failed:\n" + r.describe())
+        return r
+
+    def init(self):
+        self.write_config()
+        return self.ctl("init")
+
+    def snapshot(self, instance="vol1", label=None, check=True):
+        """`backupctl snapshot INSTANCE [--label L] --wait`."""
+        args = ["snapshot", instance]
+        if label is not None:
+            args += ["--label", label]
+        return self.ctl(*args, "--wait", check=check)
+
+    def public_dir(self):
+        """A directory user nobody can reach (tmp_path's parents are 0700)."""
+        if self._public is None:
+            self._public = Path(tempfile.mkdtemp(prefix="backupfs-test-"))
+            os.chmod(self._public, 0o755)
+        return self._public
+
+    def mount(self, cfg=None, allow_other=False, options=()):
+        self._n += 1
+        opts = list(options)
+        if allow_other:
+            opts.append("allow_other")
+            mnt = self.public_dir() / ("mnt%d" % self._n)
+        else:
+            mnt = self.base / ("mnt%d" % self._n)
+        m = Mount(cfg or self.cfg, mnt, self.base / ("backupfs-%d.log"
+                                                     % self._n), opts)
+        self.daemons.append(m)
+        if self.node is not None:
+            if not hasattr(self.node, "_bfs_daemons"):
+                self.node._bfs_daemons = []
+            self.node._bfs_daemons.append(m)
+        m.start()
+        return m
+
+    def teardown(self, allowed):
+        """Stop every daemon, check their logs; returns problems."""
+        problems = []
+        for d in self.daemons:
+            for p in d.stop():
+                problems.append("%s: %s" % (d.mnt, p))
+            bad = d.log_problems(allowed)
+            if bad:
+                problems.append("%s: unexpected lines in the daemon log %s:"
+                                "\n  %s" % (d.mnt, d.log_path,
+                                            "\n  ".join(bad[:20])))
+        if self._public is not None and \
+                not any(in_mount_table(d.mnt) for d in self.daemons):
+            shutil.rmtree(self._public, ignore_errors=True)
+        return problems
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def preflight():
+    """Fail (never skip) when the suite cannot mount for real."""
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root (allow_other, nobody tests, loop mounts)")
+    try:
+        if not stat.S_ISCHR(os.stat("/dev/fuse").st_mode):
+            missing.append("/dev/fuse as a character device")
+    except OSError as e:
+        missing.append("/dev/fuse (%s)" % e.strerror)
+    if not os.access(FUSERMOUNT, os.X_OK):
+        missing.append("fusermount3 (apt-get install fuse3)")
+    for b in (BACKUPFS, BACKUPCTL):
+        if not os.access(b, os.X_OK):
+            missing.append("%s (build first: meson compile -C build)" % b)
+    if missing:
+        pytest.fail("the FUSE integration suite cannot run; missing: "
+                    + "; ".join(missing), pytrace=False)
+
+
+class Watchdog:
+    """After limit seconds, dump every thread's traceback and kill every
+    daemon: file operations blocked on a hung mount then fail (ENOTCONN)
+    instead of hanging CI.  A context manager; .fired tells."""
+
+    def __init__(self, limit, what):
+        self.limit = limit
+        self.what = what
+        self.fired = False
+        self._timer = threading.Timer(limit, self._bark)
+        self._timer.daemon = True
+
+    def _bark(self):
+        self.fired = True
+        sys.stderr.write("watchdog: %s ran over %d s; tracebacks, then "
+                         "every daemon killed\n" % (self.what, self.limit))
+        faulthandler.dump_traceback(all_threads=True)
+        with _LIVE_LOCK:
+            for d in list(_LIVE):
+                d.watchdog_kill()
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        if self.fired:
+            pytest.fail("watchdog: %s ran over %d s (daemons killed)"
+                        % (self.what, self.limit), pytrace=False)
+        return False
+
+
+@pytest.fixture(autouse=True)
+def watchdog(request):
+    """Every test runs under a Watchdog (@pytest.mark.bfs_timeout)."""
+    m = request.node.get_closest_marker("bfs_timeout")
+    with Watchdog(m.args[0] if m else TEST_TIMEOUT, request.node.nodeid):
+        yield
+
+
+@pytest.fixture(scope="session")
+def util():
+    """This module: the helpers below, for the test files."""
+    return sys.modules[__name__]
+
+
+@pytest.fixture
+def env_factory(request):
+    """make(base) -> Env: a repository layout under base (not initialized,
+    no instances yet).  At the end of the test every mount of every Env is
+    stopped and its log checked."""
+    envs = []
+
+    def make(base):
+        e = Env(base, request.node)
+        envs.append(e)
+        return e
+
+    yield make
+    problems = []
+    for e in envs:
+        problems += e.teardown(allowed_log_errors(request.node))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def env(env_factory, tmp_path):
+    """An Env in tmp_path (see env_factory)."""
+    return env_factory(tmp_path)
+
+
+@pytest.fixture
+def vol1(env):
+    """env with instance vol1 (sample tree), initialized, one backup
+    labelled "first" taken with backupctl; nothing mounted yet."""
+    env.add_instance("vol1", tree="sample")
+    env.init()
+    env.snapshot("vol1", label="first")
+    return env
+
+
+@pytest.fixture
+def mnt(vol1):
+    """vol1 mounted."""
+    return vol1.mount()
+
+
+@pytest.fixture
+def shared_mount(request):
+    """Per-test view of a module-scoped Mount (the module defines a fixture
+    `module_mount`): registers it for the reproducer and checks the log
+    lines the test produced."""
+    m = request.getfixturevalue("module_mount")
+    request.node._bfs_daemons = [m]
+    since = m._log_size()
+    yield m
+    if not m.alive():
+        pytest.fail("backupfs died during the test:\n" + m.log_tail(40),
+                    pytrace=False)
+    bad = m.log_problems(allowed_log_errors(request.node), since)
+    if bad:
+        pytest.fail("unexpected lines in the daemon log %s:\n  %s"
+                    % (m.log_path, "\n  ".join(bad[:20])), pytrace=False)
+
+
+def module_env(tmp_path_factory, name):
+    """An Env for a module-scoped fixture; call finish_module_env() at its
+    end."""
+    return Env(tmp_path_factory.mktemp(name))
+
+
+def finish_module_env(e, allowed=()):
+    """Stop the mounts of a module Env; fail on problems or on error lines
+    that match none of the regexes in allowed."""
+    problems = e.teardown(list(allowed))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    # passed: drop the large sources and repositories
+    if not any(in_mount_table(d.mnt) for d in e.daemons):
+        shutil.rmtree(e.base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Source trees and their comparison
+
+
+def make_sample_tree(root):
+    """A few text files, a subdir, a symlink, modes, an empty file."""
+    root = Path(root)
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "data" / "2026").mkdir(parents=True, exist_ok=True)
+    (root / "README.txt").write_text("hello from backupfs\n")
+    (root / "etc" / "app.conf").write_text("port = 5433\nname = test\n")
+    os.chmod(root / "etc" / "app.conf", 0o600)
+    (root / "data" / "2026" / "users.csv").write_text(
+        "id,name\n" + "".join("%d,user%d\n" % (i, i) for i in range(2000)))
+    (root / "bin.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "bin.sh", 0o755)
+    (root / "empty").write_bytes(b"")
+    (root / "blob.bin").write_bytes(random.Random(7).randbytes(300 * KiB))
+    if not os.path.lexists(root / "conf-link"):
+        os.symlink("etc/app.conf", root / "conf-link")
+    os.chmod(root / "data", 0o750)
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(MiB)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def tree_of_dir(root, mtimes=False):
+    """{relative path: entry} of a directory tree (the root left out):
+    ("dir", mode), ("file", mode, size, sha256[, mtime_ns]),
+    ("symlink", target), ("other", type)."""
+    root = str(root)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("symlink", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", mode)
+            elif stat.S_ISREG(st.st_mode):
+                e = ("file", mode, st.st_size, _sha256_file(p))
+                out[rel] = e + (st.st_mtime_ns,) if mtimes else e
+            else:
+                out[rel] = ("other", stat.S_IFMT(st.st_mode))
+    return out
+
+
+def _tar_name(name):
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+def tree_of_tar(data):
+    """tree_of_dir() of the tar stream data (bytes): member names are taken
+    relative to the source directory ("./x" and "x" alike)."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+        for m in tf:
+            rel = _tar_name(m.name)
+            if rel in ("", "."):
+                continue
+            if m.issym():
+                out[rel] = ("symlink", m.linkname)
+            elif m.isdir():
+                out[rel] = ("dir", m.mode & 0o7777)
+            elif m.isreg():
+                h = hashlib.sha256(tf.extractfile(m).read()).hexdigest()
+                out[rel] = ("file", m.mode & 0o7777, m.size, h)
+            else:
+                out[rel] = ("other", m.type)
+    return out
+
+
+def tar_member_data(data, relpath):
+    """(offset, size) of a regular member's data inside the stream."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+        for m in tf:
+            if _tar_name(m.name) == relpath and m.isreg():
+                return m.offset_data, m.size
+    raise KeyError(relpath)
+
+
+def diff_trees(got, want):
+    """A readable difference of two tree dicts ("" when equal)."""
+    lines = []
+    for k in sorted(set(got) | set(want)):
+        g, w = got.get(k), want.get(k)
+        if g != w:
+            lines.append("%r: got %r, want %r" % (k, g, w))
+    return "\n".join(lines[:40])
+
+
+def assert_same_tree(got, want, what="tree"):
+    d = diff_trees(got, want)
+    assert not d, "%s differs:\n%s" % (what, d)
+
+
+# ---------------------------------------------------------------------------
+# The mounted tree
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_json(path):
+    data = read_file(path)
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        pytest.fail("%s is not JSON (%s): %r" % (path, e, data[:500]))
+
+
+def read_events(inst):
+    """The events file of an instance as a list of dicts."""
+    out = []
+    for line in read_file(Path(inst) / "events").decode().splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError as e:
+                pytest.fail("events line is not JSON (%s): %r" % (e, line))
+    return out
+
+
+def xattr(path, name):
+    """The value of user.backupfs.<name> of path, as text."""
+    return os.getxattr(path, "user.backupfs." + name).decode("utf-8")
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def ts_epoch(ts):
+    assert TS_RE.match(ts), "not a UTC timestamp: %r" % ts
+    return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def errno_of(fn, *args, **kw):
+    """Call fn; 0 if it returned, else the errno of its OSError."""
+    try:
+        fn(*args, **kw)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def create_job_file(path, data=None):
+    """Create path (O_CREAT), write data, close: 0 or the errno of the
+    first failing step (open, write or close)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as e:
+        return e.errno
+    err = 0
+    try:
+        if data:
+            os.write(fd, data if isinstance(data, bytes) else data.encode())
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    return err
+
+
+def wait_job(path, timeout=JOB_TIMEOUT):
+    """Poll a snapshots/<label> file until its state is completed or
+    failed; returns the last JSON."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = read_json(path)
+        if last.get("state") in ("completed", "failed"):
+            return last
+        assert last.get("state") == "running", "bad job state: %r" % last
+        time.sleep(0.1)
+    pytest.fail("job %s not done after %d s: %r" % (path, timeout, last))
+
+
+def snapshot_via_mount(inst, label, strategy=None):
+    """Start a snapshot through snapshots/<label>, wait, require it
+    completed; returns (timestamp, job JSON)."""
+    err = create_job_file(Path(inst) / "snapshots" / label, strategy)
+    assert err == 0, "creating snapshots/%r: %s" % (label, os.strerror(err))
+    job = wait_job(Path(inst) / "snapshots" / label)
+    assert job["state"] == "completed", job
+    assert TS_RE.match(job.get("backup") or ""), job
+    return job["backup"], job
+
+
+def status(inst):
+    return read_json(Path(inst) / "status")
+
+
+def wait_state(inst, states=("ACTIVE",), timeout=JOB_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = status(inst)
+        if last.get("state") in states:
+            return last
+        time.sleep(0.05)
+    pytest.fail("%s/status not in %s after %d s: %r"
+                % (inst, states, timeout, last))
+
+
+def restore_errno(backup_path, restore_path):
+    """shutil.copyfile into restore/: 0 or the errno of the copy/close."""
+    try:
+        shutil.copyfile(backup_path, restore_path)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def write_random(path, size, seed):
+    """size seeded pseudo-random (incompressible) bytes; returns them."""
+    data = random.Random(seed).randbytes(size)
+    Path(path).write_bytes(data)
+    return data
+
+
+def make_text(size, seed):
+    """size bytes of compressible, text-like lines."""
+    rng = random.Random(seed)
+    words = ["backup", "restore", "instance", "postgres", "mariadb", "chunk",
+             "manifest", "snapshot", "swift", "trove", "cinder", "volume",
+             "the", "a", "of", "to", "and", "in", "is", "on"]
+    phrases = [" ".join(rng.choice(words) for _ in range(6))
+               for _ in range(500)]
+    parts = []
+    n = 0
+    i = 0
+    while n < size:
+        line = "%09d %s %s\n" % (i, phrases[rng.randrange(500)],
+                                 phrases[rng.randrange(500)])
+        parts.append(line)
+        n += len(line)
+        i += 1
+    return "".join(parts).encode()[:size]
