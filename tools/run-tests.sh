@@ -41,18 +41,36 @@ meson test -C build --print-errorlogs --num-processes 2
 meson_rc=$?
 set -e
 
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer:
+# a leak, an overflow or undefined behaviour fails the run.
+say "unit tests under ASan/UBSan (build-asan)"
+if [ -f build-asan/build.ninja ]; then
+	meson setup --reconfigure build-asan >/dev/null
+else
+	meson setup build-asan -Db_sanitize=address,undefined >/dev/null
+fi
+set +e
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite unit --print-errorlogs --num-processes 2
+asan_rc=$?
+set -e
+
 # Debian's python3 (a dependency of python3-pytest): only the standard
 # library is used.
 set +e
-/usr/bin/python3 - "$testlog" "$summary" "$meson_rc" <<'EOF'
+/usr/bin/python3 - "$testlog" "$summary" "$meson_rc" "$asan_rc" <<'EOF'
 import json
 import re
 import sys
 
-testlog, summary, meson_rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+testlog, summary = sys.argv[1], sys.argv[2]
+meson_rc, asan_rc = int(sys.argv[3]), int(sys.argv[4])
 problems = []
 if meson_rc != 0:
     problems.append("meson test exited with status %d" % meson_rc)
+if asan_rc != 0:
+    problems.append("the unit tests failed under ASan/UBSan (status %d)"
+                    % asan_rc)
 
 # Unit tests: each executable prints "N passed, N failed"; one that
 # crashed before printing counts as one failure.
