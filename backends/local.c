@@ -12,6 +12,7 @@
  */
 #include "backend.h"
 #include "log.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -246,22 +247,6 @@ out_close:
 	return ret;
 }
 
-static int local_write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, p, len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Open the directory that holds name, creating it (and its parents). */
 static int local_open_parent(struct local_backend *lb, const char *name,
 			     const char **base)
@@ -309,7 +294,7 @@ static int local_write_tmp(int dirfd, const void *data, size_t len,
 		    LOCAL_FILE_MODE);
 	if (fd < 0)
 		return -errno;
-	ret = local_write_all(fd, data, len);
+	ret = bfs_write_all(fd, data, len);
 	if (!ret && fsync(fd))
 		ret = -errno;
 	if (close(fd) && !ret)

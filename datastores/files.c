@@ -16,6 +16,7 @@
  */
 #include "files_int.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,22 +85,6 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int files_write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int files_journal_write(const char *dir, const char *name, json_t *j)
 {
 	char *path = NULL, *tmp = NULL, *text;
@@ -118,7 +103,7 @@ int files_journal_write(const char *dir, const char *name, json_t *j)
 		rc = -errno;
 		goto out_tmp;
 	}
-	rc = files_write_all(fd, text, strlen(text));
+	rc = bfs_write_all(fd, text, strlen(text));
 	if (!rc && fsync(fd))
 		rc = -errno;
 	if (close(fd) && !rc)

@@ -73,9 +73,6 @@ struct archive *files_reader(const char *path, char *err, size_t errlen);
  * ".." component, or it has no name. */
 int files_check_entry(struct archive_entry *e, char *err, size_t errlen);
 
-/* write(2) all of it, or -errno. */
-int files_write_all(int fd, const char *p, size_t len);
-
 /*
  * Journals: small JSON files in dir, replaced atomically (write a
  * temporary, fsync, rename, fsync dir) so a crash leaves the old or the

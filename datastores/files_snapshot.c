@@ -11,6 +11,7 @@
  */
 #include "files_int.h"
 #include "log.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -437,7 +438,7 @@ static int copy_bytes(struct clone_ctx *c, int sfd, int dfd)
 			continue;
 		if (n < 0)
 			return -errno;
-		rc = files_write_all(dfd, c->buf, (size_t)n);
+		rc = bfs_write_all(dfd, c->buf, (size_t)n);
 		if (rc)
 			return rc;
 	}

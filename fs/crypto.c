@@ -8,6 +8,7 @@
 #include "crypto.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,19 +43,6 @@ static void ossl_log(const char *what)
 		snprintf(msg, sizeof(msg), "no reason given");
 	bfs_err("%s failed: %s", what, msg);
 	ERR_clear_error();
-}
-
-/* snprintf into an optional caller buffer for one-line error reasons. */
-static void __attribute__((format(printf, 3, 4)))
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* HKDF-SHA256 with no salt: OKM = HKDF(master, info), 32 bytes. */
@@ -177,17 +165,17 @@ static int key_check_mode(int fd, const char *path, char *err, size_t errlen)
 
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot stat key file '%s': %s", path,
+		bfs_errf(err, errlen, "cannot stat key file '%s': %s", path,
 			strerror(-ret));
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "key file '%s' is not a regular file",
+		bfs_errf(err, errlen, "key file '%s' is not a regular file",
 			path);
 		return -EINVAL;
 	}
 	if (st.st_mode & 077) {
-		set_err(err, errlen,
+		bfs_errf(err, errlen,
 			"key file '%s' has mode %04o: group and others must "
 			"have no access (chmod 600)",
 			path, (unsigned)(st.st_mode & 07777));
@@ -207,7 +195,7 @@ int bfs_key_file_read(const char *path, uint8_t master[BFS_KEY_LEN], char *err,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot open key file '%s': %s", path,
+		bfs_errf(err, errlen, "cannot open key file '%s': %s", path,
 			strerror(-ret));
 		return ret;
 	}
@@ -217,36 +205,20 @@ int bfs_key_file_read(const char *path, uint8_t master[BFS_KEY_LEN], char *err,
 	len = read_all(fd, text, sizeof(text));
 	if (len < 0) {
 		ret = (int)len;
-		set_err(err, errlen, "cannot read key file '%s': %s", path,
+		bfs_errf(err, errlen, "cannot read key file '%s': %s", path,
 			strerror(-ret));
 		goto out_close;
 	}
 	ret = key_parse(text, (size_t)len, master);
 	if (ret) {
 		OPENSSL_cleanse(master, BFS_KEY_LEN);
-		set_err(err, errlen,
+		bfs_errf(err, errlen,
 			"key file '%s' does not hold 64 hex digits", path);
 	}
 out_close:
 	OPENSSL_cleanse(text, sizeof(text));
 	close(fd);
 	return ret;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Make the new directory entry durable: fsync the parent directory. */
@@ -279,20 +251,20 @@ int bfs_key_file_create(const char *path, uint8_t master[BFS_KEY_LEN],
 
 	ret = bfs_random(master, BFS_KEY_LEN);
 	if (ret) {
-		set_err(err, errlen, "cannot generate a random key");
+		bfs_errf(err, errlen, "cannot generate a random key");
 		return ret;
 	}
 	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOCTTY,
 		  0600);
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot create key file '%s': %s", path,
+		bfs_errf(err, errlen, "cannot create key file '%s': %s", path,
 			strerror(-ret));
 		goto out_wipe;
 	}
 	bfs_hex(master, BFS_KEY_LEN, text);
 	text[2 * BFS_KEY_LEN] = '\n';
-	ret = write_all(fd, text, 2 * BFS_KEY_LEN + 1);
+	ret = bfs_write_all(fd, text, 2 * BFS_KEY_LEN + 1);
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
 	if (close(fd) < 0 && !ret)
@@ -300,7 +272,7 @@ int bfs_key_file_create(const char *path, uint8_t master[BFS_KEY_LEN],
 	if (!ret)
 		ret = fsync_parent(path);
 	if (ret) {
-		set_err(err, errlen, "cannot write key file '%s': %s", path,
+		bfs_errf(err, errlen, "cannot write key file '%s': %s", path,
 			strerror(-ret));
 		/* Never leave a key file behind that we did not finish. */
 		unlink(path);

@@ -11,6 +11,7 @@
 #include "manifest.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -22,18 +23,6 @@
 #define MF_CHUNKS_MIN_CAP 16
 /* 9999-12-31T23:59:59Z: the last second a 4-digit year can show */
 #define MF_TIME_MAX 253402300799LL
-
-static void __attribute__((format(printf, 3, 4)))
-mf_reason(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * The chunk array has no capacity field: its capacity is a function of
@@ -251,32 +240,32 @@ static int mf_check_fields(const struct bfs_manifest *m, char *err,
 	int64_t t;
 
 	if (!m->backup_id || !mf_hex_ok(m->backup_id, 32))
-		return mf_reason(err, errlen, "bad \"backup_id\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"backup_id\""), -EBADMSG;
 	if (!bfs_name_ok(m->instance))
-		return mf_reason(err, errlen, "bad \"instance\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"instance\""), -EBADMSG;
 	if (bfs_timestamp_parse(m->timestamp, &t))
-		return mf_reason(err, errlen, "bad \"timestamp\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"timestamp\""), -EBADMSG;
 	if (m->created < 0)
-		return mf_reason(err, errlen, "bad \"created\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"created\""), -EBADMSG;
 	if (!bfs_name_ok(m->datastore))
-		return mf_reason(err, errlen, "bad \"datastore\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"datastore\""), -EBADMSG;
 	/* NULL label and datastore_version are written as "" */
 	if (m->datastore_version && !mf_text_ok(m->datastore_version))
-		return mf_reason(err, errlen, "bad \"datastore_version\""),
+		return bfs_errf(err, errlen, "bad \"datastore_version\""),
 		       -EBADMSG;
 	if (!bfs_name_ok(m->format))
-		return mf_reason(err, errlen, "bad \"format\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"format\""), -EBADMSG;
 	if (!bfs_name_ok(m->codec))
-		return mf_reason(err, errlen, "bad \"codec\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"codec\""), -EBADMSG;
 	if (m->label && m->label[0] && !bfs_name_ok(m->label))
-		return mf_reason(err, errlen, "bad \"label\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"label\""), -EBADMSG;
 	if (m->parent && bfs_timestamp_parse(m->parent, &t))
-		return mf_reason(err, errlen, "bad \"parent\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"parent\""), -EBADMSG;
 	if (!json_is_object(m->strategy) || !json_is_object(m->extra))
-		return mf_reason(err, errlen, "bad \"strategy\" or \"extra\""),
+		return bfs_errf(err, errlen, "bad \"strategy\" or \"extra\""),
 		       -EBADMSG;
 	if (m->size > INT64_MAX || m->stored_bytes > INT64_MAX)
-		return mf_reason(err, errlen, "bad \"size\""), -EBADMSG;
+		return bfs_errf(err, errlen, "bad \"size\""), -EBADMSG;
 	return 0;
 }
 
@@ -380,7 +369,7 @@ static int mf_get_str(json_t *root, const char *key, int nullable, char **out,
 	if (nullable && json_is_null(v))
 		return 0;
 	if (!json_is_string(v)) {
-		mf_reason(err, errlen, "\"%s\" is not a string", key);
+		bfs_errf(err, errlen, "\"%s\" is not a string", key);
 		return -EBADMSG;
 	}
 	/* jansson refuses "\u0000" by default: no NUL inside */
@@ -394,7 +383,7 @@ static int mf_get_int(json_t *root, const char *key, int64_t *out, char *err,
 	json_t *v = json_object_get(root, key);
 
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		mf_reason(err, errlen, "\"%s\" is not an integer >= 0", key);
+		bfs_errf(err, errlen, "\"%s\" is not an integer >= 0", key);
 		return -EBADMSG;
 	}
 	*out = json_integer_value(v);
@@ -407,7 +396,7 @@ static int mf_get_obj(json_t *root, const char *key, json_t **out, char *err,
 	json_t *v = json_object_get(root, key);
 
 	if (!json_is_object(v)) {
-		mf_reason(err, errlen, "\"%s\" is not an object", key);
+		bfs_errf(err, errlen, "\"%s\" is not an object", key);
 		return -EBADMSG;
 	}
 	json_decref(*out);
@@ -448,7 +437,7 @@ static int mf_from_json_numbers(json_t *root, struct bfs_manifest *m, char *err,
 
 	if (!json_is_integer(v) ||
 	    json_integer_value(v) != BFS_MANIFEST_VERSION) {
-		mf_reason(err, errlen, "unsupported manifest \"version\"");
+		bfs_errf(err, errlen, "unsupported manifest \"version\"");
 		return -EBADMSG;
 	}
 	if ((ret = mf_get_int(root, "created", &m->created, err, errlen)) ||
@@ -460,7 +449,7 @@ static int mf_from_json_numbers(json_t *root, struct bfs_manifest *m, char *err,
 	sha = json_string_value(json_object_get(root, "sha256"));
 	if (!sha || !mf_hex_ok(sha, 64) ||
 	    bfs_unhex(sha, m->sha256, sizeof(m->sha256))) {
-		mf_reason(err, errlen, "bad \"sha256\"");
+		bfs_errf(err, errlen, "bad \"sha256\"");
 		return -EBADMSG;
 	}
 	return 0;
@@ -477,12 +466,12 @@ static int mf_chunk_from_json(json_t *c, size_t i, struct bfs_chunk_ref *ref,
 	if (!json_is_array(c) || json_array_size(c) != 2 || !hex ||
 	    !mf_hex_ok(hex, 2 * BFS_ID_LEN) || !json_is_integer(sz) ||
 	    bfs_unhex(hex, ref->id, BFS_ID_LEN)) {
-		mf_reason(err, errlen, "bad chunk %zu", i);
+		bfs_errf(err, errlen, "bad chunk %zu", i);
 		return -EBADMSG;
 	}
 	size = json_integer_value(sz);
 	if (size < 1 || size > BFS_MANIFEST_MAX_CHUNK_SIZE) {
-		mf_reason(err, errlen, "bad size of chunk %zu", i);
+		bfs_errf(err, errlen, "bad size of chunk %zu", i);
 		return -EBADMSG;
 	}
 	ref->size = (uint32_t)size;
@@ -498,12 +487,12 @@ static int mf_from_json_chunks(json_t *root, struct bfs_manifest *m, char *err,
 	int ret;
 
 	if (!json_is_array(arr)) {
-		mf_reason(err, errlen, "\"chunks\" is not an array");
+		bfs_errf(err, errlen, "\"chunks\" is not an array");
 		return -EBADMSG;
 	}
 	n = json_array_size(arr);
 	if (n > BFS_MANIFEST_MAX_CHUNKS) {
-		mf_reason(err, errlen, "too many chunks (%zu)", n);
+		bfs_errf(err, errlen, "too many chunks (%zu)", n);
 		return -EBADMSG;
 	}
 	m->chunks = malloc(mf_chunks_cap(n) * sizeof(*m->chunks));
@@ -520,7 +509,7 @@ static int mf_from_json_chunks(json_t *root, struct bfs_manifest *m, char *err,
 		m->nchunks = i + 1;
 	}
 	if (off != m->size) {
-		mf_reason(err, errlen, "chunk sizes add up to %llu, not %llu",
+		bfs_errf(err, errlen, "chunk sizes add up to %llu, not %llu",
 			  (unsigned long long)off, (unsigned long long)m->size);
 		return -EBADMSG;
 	}
@@ -533,7 +522,7 @@ static int mf_from_json(json_t *root, struct bfs_manifest *m, char *err,
 	int ret;
 
 	if (!json_is_object(root)) {
-		mf_reason(err, errlen, "manifest is not a JSON object");
+		bfs_errf(err, errlen, "manifest is not a JSON object");
 		return -EBADMSG;
 	}
 	if ((ret = mf_from_json_numbers(root, m, err, errlen)) ||
@@ -555,13 +544,13 @@ int bfs_manifest_decode(const char *data, size_t len, struct bfs_manifest **out,
 
 	*out = NULL;
 	if (len > BFS_MANIFEST_MAX_BYTES) {
-		mf_reason(err, errlen, "manifest too large (%zu bytes)", len);
+		bfs_errf(err, errlen, "manifest too large (%zu bytes)", len);
 		return -EBADMSG;
 	}
 	/* duplicate keys would make two readers disagree: refuse them */
 	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		mf_reason(err, errlen, "bad JSON at byte %d: %s", jerr.position,
+		bfs_errf(err, errlen, "bad JSON at byte %d: %s", jerr.position,
 			  jerr.text);
 		return -EBADMSG;
 	}

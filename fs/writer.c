@@ -135,6 +135,18 @@ static int wr_cut(struct bfs_writer *w, int at_end)
 	return 0;
 }
 
+static void wr_free(struct bfs_writer *w)
+{
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->done);
+	bfs_manifest_free(w->chunks);
+	if (w->sha)
+		bfs_sha256_free(w->sha);
+	free(w->pending);
+	free(w->slots);
+	free(w);
+}
+
 int bfs_writer_new(struct bfs_repo *repo, struct bfs_pool *pool, int codec,
 		   int level, struct bfs_writer **out)
 {
@@ -152,27 +164,20 @@ int bfs_writer_new(struct bfs_repo *repo, struct bfs_pool *pool, int codec,
 	 * cuts the next one. */
 	w->nslots = 2 * bfs_pool_threads(pool) + 1;
 	w->pending_cap = 2 * (size_t)bfs_chunker_params(w->chunker)->max;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->done, NULL);
 	w->slots = calloc(w->nslots, sizeof(*w->slots));
 	w->pending = malloc(w->pending_cap);
 	w->sha = bfs_sha256_new();
 	w->chunks = bfs_manifest_new();
-	if (!w->slots || !w->pending || !w->sha || !w->chunks)
-		goto out_free;
+	if (!w->slots || !w->pending || !w->sha || !w->chunks) {
+		wr_free(w);
+		return -ENOMEM;
+	}
 	for (unsigned i = 0; i < w->nslots; i++)
 		w->slots[i].w = w;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->done, NULL);
 	*out = w;
 	return 0;
-
-out_free:
-	bfs_manifest_free(w->chunks);
-	if (w->sha)
-		bfs_sha256_free(w->sha);
-	free(w->pending);
-	free(w->slots);
-	free(w);
-	return -ENOMEM;
 }
 
 int bfs_writer_write(struct bfs_writer *w, const void *data, size_t len)
@@ -224,18 +229,6 @@ static int wr_drain(struct bfs_writer *w)
 	ret = w->err;
 	pthread_mutex_unlock(&w->lock);
 	return ret;
-}
-
-static void wr_free(struct bfs_writer *w)
-{
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->done);
-	bfs_manifest_free(w->chunks);
-	if (w->sha)
-		bfs_sha256_free(w->sha);
-	free(w->pending);
-	free(w->slots);
-	free(w);
 }
 
 int bfs_writer_finish(struct bfs_writer *w, struct bfs_manifest *m)

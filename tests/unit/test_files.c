@@ -710,6 +710,15 @@ out:
 	bfs_datastore_close(ds);
 }
 
+/* cp -a: the same content, modes, owners, times and xattrs. */
+static int copy_tree_as_is(const char *from, const char *to)
+{
+	char cmd[3 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "cp -a -- '%s' '%s'", from, to);
+	return system(cmd) ? -EIO : 0;
+}
+
 /* A failed restore leaves the target exactly as it was. */
 static void test_restore_truncated(void)
 {
@@ -726,10 +735,10 @@ static void test_restore_truncated(void)
 	join(ref, base, "trunc-ref");
 	build_tree(dst);
 	CHECK(!write_text(dst, "only-here", "old\n"));
-	build_tree(ref);
-	CHECK(!write_text(ref, "only-here", "old\n"));
 	set_mtime(dst, ".", 1600000007, 700000000);
-	set_mtime(ref, ".", 1600000007, 700000000);
+	/* The reference is a copy of the target itself: two trees built
+	 * apart could differ in mtimes by a clock tick. */
+	CHECK(!copy_tree_as_is(dst, ref));
 	data = read_file(sp, &len);
 	if (!data)
 		return;

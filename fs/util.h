@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers shared across the engine.  All are thread-safe. */
+#ifndef BFS_UTIL_H
+#define BFS_UTIL_H
+
+#include <stddef.h>
+
+/* write() all of len bytes, retrying on EINTR and short writes: 0 or
+ * -errno. */
+int bfs_write_all(int fd, const void *data, size_t len);
+
+/* Format a one-line reason into an optional caller buffer (err may be
+ * NULL or errlen 0: then nothing is written). */
+void bfs_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
