@@ -192,3 +192,10 @@ int bfs_backend_list(struct bfs_backend *be, const char *prefix, char delimiter,
 		return -EINVAL;
 	return be->ops->list(be, prefix, delimiter, cb, arg);
 }
+
+int bfs_backend_space(struct bfs_backend *be, uint64_t *avail)
+{
+	if (!be->ops->space)
+		return -EOPNOTSUPP;
+	return be->ops->space(be, avail);
+}

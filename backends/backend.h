@@ -53,6 +53,9 @@ struct bfs_backend_ops {
 	 * delimiter is 0 or '/'. */
 	int (*list)(struct bfs_backend *be, const char *prefix, char delimiter,
 		    bfs_list_cb cb, void *arg);
+	/* Optional: bytes that can still be stored, where the backend
+	 * knows (a quota-less object store does not). */
+	int (*space)(struct bfs_backend *be, uint64_t *avail);
 	void (*destroy)(struct bfs_backend *be);
 };
 
@@ -78,6 +81,9 @@ int bfs_backend_stat(struct bfs_backend *be, const char *name,
 		     uint64_t *size);
 int bfs_backend_list(struct bfs_backend *be, const char *prefix,
 		     char delimiter, bfs_list_cb cb, void *arg);
+
+/* -EOPNOTSUPP when the backend cannot tell. */
+int bfs_backend_space(struct bfs_backend *be, uint64_t *avail);
 
 /* 1 if name is a valid object name (see above), else 0. */
 int bfs_backend_name_ok(const char *name);

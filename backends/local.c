@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define LOCAL_DIR_MODE	0700
@@ -634,6 +635,16 @@ out_free:
 	return ret;
 }
 
+static int local_space(struct bfs_backend *be, uint64_t *avail)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(local_of(be)->rootfd, &sv))
+		return -errno;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return 0;
+}
+
 static const struct bfs_backend_ops local_ops = {
 	.name = "local",
 	.get = local_get,
@@ -641,5 +652,6 @@ static const struct bfs_backend_ops local_ops = {
 	.remove = local_remove,
 	.stat = local_stat,
 	.list = local_list,
+	.space = local_space,
 	.destroy = local_destroy,
 };

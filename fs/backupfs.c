@@ -37,6 +37,7 @@ struct fs_pending {
 
 struct fs_ctx {
 	struct bfs_engine *engine;
+	struct fuse *fuse;
 	uid_t owner;
 	gid_t group;
 	time_t mounted;
@@ -548,6 +549,15 @@ static int fs_write(const char *path, const char *buf, size_t size,
 	return ret == -EFBIG ? -EFBIG : ret ? ret : (int)size;
 }
 
+static void fs_forget_snapshot(struct fs_file *f)
+{
+	char path[2 * BFS_NAME_MAX + 32];
+
+	snprintf(path, sizeof(path), "/instances/%s/snapshots/%s",
+		 bfs_instance_id(f->inst), f->label);
+	fuse_invalidate_path(fs_ctx()->fuse, path);
+}
+
 static int fs_flush_snapshot(struct fs_file *f)
 {
 	char err[1024] = "";
@@ -563,6 +573,10 @@ static int fs_flush_snapshot(struct fs_file *f)
 			bfs_instance_id(f->inst), *err ? err : strerror(-ret));
 	pending_remove(fs_ctx(), bfs_instance_id(f->inst), f->label);
 	f->creating = 0;
+	/* A refused snapshot leaves no file: drop the kernel's entry,
+	 * which create() made, rather than wait for it to time out. */
+	if (ret)
+		fs_forget_snapshot(f);
 	return ret;
 }
 
@@ -936,6 +950,7 @@ static int fs_main(struct fuse_args *args, struct fs_opts *opts,
 	fuse = fuse_new(args, &fs_ops, sizeof(fs_ops), &ctx);
 	if (!fuse)
 		goto out_engine;
+	ctx.fuse = fuse;
 	if (fuse_mount(fuse, cmd->mountpoint))
 		goto out_destroy;
 	if (fuse_daemonize(cmd->foreground))

@@ -60,6 +60,7 @@ struct bfs_restore {
 	char *spool_path;
 	int fd;
 	_Atomic uint64_t size;
+	_Atomic int write_err; /* a failed write spoils the spool */
 };
 
 struct bfs_instance {

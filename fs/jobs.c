@@ -463,6 +463,30 @@ static int snap_launch(struct bfs_instance *inst, struct bfs_job *job)
 	return 0;
 }
 
+/*
+ * Refuse a backup the repository has no room for, before it starts.  A
+ * first backup can deduplicate little, so it needs room for the whole
+ * estimate (uncompressed: an upper bound); later ones share most chunks
+ * with their parent and only need the reserve.
+ */
+static int snap_check_space(struct bfs_instance *inst, uint64_t estimate,
+			    char *err, size_t errlen)
+{
+	char latest[BFS_TIMESTAMP_LEN + 1];
+	uint64_t avail, need = SPOOL_RESERVE_BYTES;
+
+	if (bfs_backend_space(bfs_repo_backend(inst->e->repo), &avail))
+		return 0; /* the backend cannot tell: its put will */
+	if (bfs_instance_latest(inst, latest))
+		need += estimate;
+	if (avail >= need)
+		return 0;
+	snprintf(err, errlen, "not enough space in the repository: %llu MiB "
+		 "free, %llu MiB needed", (unsigned long long)(avail >> 20),
+		 (unsigned long long)(need >> 20));
+	return -ENOSPC;
+}
+
 int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 				const char *strategy, size_t len, char *err,
 				size_t errlen)
@@ -490,6 +514,9 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 		goto out_free;
 	if (!bfs_datastore_estimate(inst->ds, job->strategy, &total))
 		atomic_store(&job->progress.total, total);
+	ret = snap_check_space(inst, total, err, errlen);
+	if (ret)
+		goto out_free;
 
 	pthread_mutex_lock(&inst->lock);
 	if (inst->job || inst->restore) {
@@ -669,14 +696,16 @@ ssize_t bfs_restore_write(struct bfs_restore *r, const void *buf,
 	int ret;
 
 	ret = spool_has_room(r->fd, size);
+	if (!ret) {
+		n = pwrite(r->fd, buf, size, (off_t)off);
+		ret = n < 0 ? -errno : 0;
+	}
 	if (ret) {
-		bfs_err("no room to spool the restore of '%s' in '%s'",
-			r->inst->id, r->spool_path);
+		if (!atomic_exchange(&r->write_err, ret))
+			bfs_err("cannot spool the restore of '%s' in '%s': %s",
+				r->inst->id, r->spool_path, strerror(-ret));
 		return ret;
 	}
-	n = pwrite(r->fd, buf, size, (off_t)off);
-	if (n < 0)
-		return -errno;
 	if (off + (uint64_t)n > atomic_load(&r->size))
 		atomic_store(&r->size, off + (uint64_t)n);
 	return n;
@@ -710,6 +739,12 @@ static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
 	struct bfs_instance *inst = r->inst;
 	int ret;
 
+	/* A spool that missed a write is not the file the user wrote. */
+	ret = atomic_load(&r->write_err);
+	if (ret) {
+		snprintf(err, errlen, "spooling failed: %s", strerror(-ret));
+		return ret;
+	}
 	if (fsync(r->fd))
 		return -errno;
 	atomic_store(&job->progress.total, atomic_load(&r->size));
