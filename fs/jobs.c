@@ -271,12 +271,38 @@ static int snap_fill_manifest(struct bfs_job *job, struct bfs_manifest *m,
 	return 0;
 }
 
+/* The datastore's stream goes to the writer through here, which also
+ * keeps the writer lock fresh during long backups. */
+struct snap_sink {
+	struct bfs_writer *w;
+	struct bfs_repo_lock *lock;
+	time_t refreshed;
+};
+
+static int snap_sink(void *arg, const void *data, size_t len)
+{
+	struct snap_sink *s = arg;
+	time_t now = time(NULL);
+	int ret;
+
+	if (now - s->refreshed >= BFS_LOCK_STALE_SECS / 4) {
+		/* -ESTALE: another host took the lock for dead, and a gc
+		 * may have removed chunks this backup deduplicated against. */
+		ret = bfs_repo_lock_refresh(s->lock);
+		if (ret)
+			return ret;
+		s->refreshed = now;
+	}
+	return bfs_writer_write(s->w, data, len);
+}
+
 /* Stream the datastore into the repository and commit the manifest. */
 static int snap_run(struct bfs_job *job, struct bfs_manifest *m, char *err,
 		    size_t errlen)
 {
 	struct bfs_engine *e = job->inst->e;
 	struct bfs_repo_lock *lock;
+	struct snap_sink sink;
 	struct bfs_writer *w;
 	json_t *meta;
 	int ret;
@@ -293,9 +319,9 @@ static int snap_run(struct bfs_job *job, struct bfs_manifest *m, char *err,
 		   : -ENOMEM;
 	if (ret)
 		goto out_unlock;
-	ret = bfs_datastore_backup(job->inst->ds, job->strategy,
-				   bfs_writer_sink, w, &job->progress, meta,
-				   err, errlen);
+	sink = (struct snap_sink){w, lock, time(NULL)};
+	ret = bfs_datastore_backup(job->inst->ds, job->strategy, snap_sink,
+				   &sink, &job->progress, meta, err, errlen);
 	if (ret) {
 		bfs_writer_abort(w);
 		goto out_unlock;

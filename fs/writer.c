@@ -213,11 +213,6 @@ int bfs_writer_write(struct bfs_writer *w, const void *data, size_t len)
 	return 0;
 }
 
-int bfs_writer_sink(void *arg, const void *data, size_t len)
-{
-	return bfs_writer_write(arg, data, len);
-}
-
 /* Wait for everything in flight; returns the first error. */
 static int wr_drain(struct bfs_writer *w)
 {

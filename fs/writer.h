@@ -30,8 +30,6 @@ int bfs_writer_new(struct bfs_repo *repo, struct bfs_pool *pool, int codec,
 /* Consume len bytes.  An upload error of an earlier chunk is returned by
  * a later call (and by finish). */
 int bfs_writer_write(struct bfs_writer *w, const void *data, size_t len);
-/* bfs_sink_fn-shaped wrapper: arg is the writer. */
-int bfs_writer_sink(void *arg, const void *data, size_t len);
 /*
  * Flush, wait for every chunk and fill m's chunk list, size, sha256 and
  * stored_bytes.  Frees the writer whatever the result.
