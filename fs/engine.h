@@ -98,8 +98,6 @@ int bfs_instance_list_snapshots(struct bfs_instance *inst, bfs_name_cb cb,
 /* Forget a finished job record (the backup stays); -EBUSY if running. */
 int bfs_instance_snapshot_forget(struct bfs_instance *inst,
 				 const char *label);
-/* Wait until the job of label is no longer running (CLI). */
-int bfs_instance_snapshot_wait(struct bfs_instance *inst, const char *label);
 
 /*
  * Restores.  begin claims the instance's restore slot (-EBUSY while any

@@ -203,6 +203,19 @@ void jobs_recover(struct bfs_instance *inst)
 
 /* ---- snapshots ---- */
 
+/* {"done", "total", "percent"} of a job: new reference. */
+static json_t *progress_json(struct bfs_progress *p)
+{
+	uint64_t done = atomic_load(&p->done);
+	uint64_t total = atomic_load(&p->total);
+	double pct = total ? 100.0 * (double)(done < total ? done : total) /
+				     (double)total
+			   : 0.0;
+
+	return json_pack("{sIsIsf}", "done", (json_int_t)done, "total",
+			 (json_int_t)total, "percent", pct);
+}
+
 static void job_free(struct bfs_job *job)
 {
 	json_decref(job->strategy);
@@ -359,10 +372,7 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 			    json_string(ret ? "failed" : "completed"));
 	json_object_set_new(rec, "finished", json_string(now));
 	json_object_set_new(rec, "error", ret ? json_string(err) : json_null());
-	json_object_set_new(rec, "progress",
-		json_pack("{sIsI}", "done",
-			  (json_int_t)atomic_load(&job->progress.done), "total",
-			  (json_int_t)atomic_load(&job->progress.total)));
+	json_object_set_new(rec, "progress", progress_json(&job->progress));
 	if (!ret) {
 		json_object_set_new(rec, "backup", json_string(m->timestamp));
 		json_object_set_new(rec, "size", json_integer((json_int_t)m->size));
@@ -450,25 +460,21 @@ static json_t *snap_record_new(struct bfs_job *job)
 	char ts[BFS_TIMESTAMP_LEN + 1];
 
 	bfs_timestamp_format(job->started, ts);
-	return json_pack("{sssssOsnsnsns{sIsI}}", "label", job->label, "state",
-			 "running", "strategy", job->strategy, "backup",
-			 "error", "finished", "progress", "done",
-			 (json_int_t)0, "total", (json_int_t)0)
-		       ?: NULL;
+	return json_pack("{sssssssOsnsnsnso}", "label", job->label, "state",
+			 "running", "started", ts, "strategy", job->strategy,
+			 "backup", "error", "finished", "progress",
+			 progress_json(&job->progress));
 }
 
 /* Register and launch a job.  Instance lock held. */
 static int snap_launch(struct bfs_instance *inst, struct bfs_job *job)
 {
-	char ts[BFS_TIMESTAMP_LEN + 1];
 	json_t *rec;
 	int ret;
 
 	rec = snap_record_new(job);
 	if (!rec)
 		return -ENOMEM;
-	bfs_timestamp_format(job->started, ts);
-	json_object_set_new(rec, "started", json_string(ts));
 	ret = journal_write(inst, "snapshot", job->label);
 	if (!ret)
 		ret = record_save(inst, job->label, rec);
@@ -574,10 +580,7 @@ static json_t *snap_record_now(struct bfs_instance *inst, const char *label)
 	if (rec && job && job->kind == JOB_SNAPSHOT &&
 	    !strcmp(job->label, label))
 		json_object_set_new(rec, "progress",
-			json_pack("{sIsI}", "done",
-				  (json_int_t)atomic_load(&job->progress.done),
-				  "total",
-				  (json_int_t)atomic_load(&job->progress.total)));
+				    progress_json(&job->progress));
 	return rec;
 }
 
@@ -642,15 +645,6 @@ int bfs_instance_snapshot_forget(struct bfs_instance *inst, const char *label)
 	}
 	pthread_mutex_unlock(&inst->lock);
 	return ret;
-}
-
-int bfs_instance_snapshot_wait(struct bfs_instance *inst, const char *label)
-{
-	pthread_mutex_lock(&inst->lock);
-	while (inst->job && !strcmp(inst->job->label, label))
-		pthread_cond_wait(&inst->job_done, &inst->lock);
-	pthread_mutex_unlock(&inst->lock);
-	return 0;
 }
 
 void jobs_wait_all(struct bfs_instance *inst)
@@ -885,21 +879,14 @@ static json_t *jobs_running(struct bfs_instance *inst)
 {
 	struct bfs_job *job = inst->job;
 	char ts[BFS_TIMESTAMP_LEN + 1];
-	uint64_t done, total;
 
 	if (!job)
 		return json_null();
-	done = atomic_load(&job->progress.done);
-	total = atomic_load(&job->progress.total);
 	bfs_timestamp_format(job->started, ts);
-	return json_pack("{sssssss{sIsIsf}}", "kind",
+	return json_pack("{ssssssso}", "kind",
 			 job->kind == JOB_SNAPSHOT ? "snapshot" : "restore",
 			 "label", job->label, "started", ts, "progress",
-			 "done", (json_int_t)done, "total", (json_int_t)total,
-			 "percent",
-			 total ? 100.0 * (double)(done < total ? done : total) /
-					 (double)total
-			       : 0.0);
+			 progress_json(&job->progress));
 }
 
 json_t *jobs_status(struct bfs_instance *inst)

@@ -13,7 +13,10 @@ pytestmark = pytest.mark.log_errors(r"(?i)space|spool")
 
 @pytest.fixture
 def small_fs(util, tmp_path):
-    """mount(name, size) -> a tmpfs of that size; unmounted at the end."""
+    """mount(name, size) -> a tmpfs of that size; unmounted at the end.
+
+    Request it before env: fixtures are torn down in reverse order, and
+    the daemon must be gone before its repository can be unmounted."""
     mounted = []
 
     def mount(name, size):
@@ -27,7 +30,8 @@ def small_fs(util, tmp_path):
 
     yield mount
     for d in reversed(mounted):
-        util.run(["umount", str(d)])
+        r = util.run(["umount", str(d)])
+        assert r.returncode == 0, r.describe()
 
 
 def fill_random(util, mib):
@@ -37,7 +41,7 @@ def fill_random(util, mib):
     return fill
 
 
-def test_snapshot_refused_when_repository_too_small(util, env, small_fs):
+def test_snapshot_refused_when_repository_too_small(util, small_fs, env):
     env.repo = small_fs("repo2", "24m")
     env.add_instance("vol1", tree=fill_random(util, 40), snapshot="none")
     env.init()
@@ -51,7 +55,7 @@ def test_snapshot_refused_when_repository_too_small(util, env, small_fs):
         if os.path.exists(env.repo / "manifests") else True
 
 
-def test_restore_spool_full_is_enospc(util, env, small_fs):
+def test_restore_spool_full_is_enospc(util, small_fs, env):
     src = env.add_instance("vol1", tree=fill_random(util, 40),
                            snapshot="none")
     env.init()
