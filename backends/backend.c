@@ -23,6 +23,7 @@ struct be_driver {
 
 static const struct be_driver be_drivers[] = {
 	{.type = "local", .open = bfs_local_open},
+	{.type = "swift", .open = bfs_swift_open},
 };
 
 #define BE_NDRIVERS (sizeof(be_drivers) / sizeof(be_drivers[0]))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Object storage backends: "local" (a directory) and, later, "swift".
+ * Object storage backends: "local" (a directory) and "swift" (OpenStack
+ * Swift).
  *
  * Objects are named by '/'-separated relative names made of the
  * repository's own vocabulary (see docs/FORMAT.md); callers never pass
@@ -90,6 +91,8 @@ int bfs_backend_name_ok(const char *name);
 
 /* Drivers. */
 int bfs_local_open(json_t *conf, struct bfs_backend **out, char *err,
+		   size_t errlen);
+int bfs_swift_open(json_t *conf, struct bfs_backend **out, char *err,
 		   size_t errlen);
 
 #endif

@@ -451,11 +451,15 @@ int bfs_repo_chunk_put(struct bfs_repo *repo, const void *data, size_t len,
 	ret = repo_chunk_seal(repo, id, data, len, codec, level, &obj, &objlen);
 	if (ret)
 		return ret;
-	ret = bfs_backend_put(repo->be, name, obj, objlen, BFS_PUT_EXCL);
+	/*
+	 * A plain put: chunks are content-addressed, so a writer racing us
+	 * stores the same plaintext under the same id and either copy is
+	 * right.  Create-if-absent would buy nothing here and is costly
+	 * where the backend must verify it (Swift).
+	 */
+	ret = bfs_backend_put(repo->be, name, obj, objlen, 0);
 	if (!ret)
 		*stored = objlen;
-	else if (ret == -EEXIST)
-		ret = 0; /* another writer stored the same chunk meanwhile */
 	free(obj);
 	return ret;
 }

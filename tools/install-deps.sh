@@ -12,7 +12,12 @@ build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
 # python3-pytest runs the integration suite, attr gives getfattr (demo),
 # btrfs-progs and xfsprogs make loop file systems for snapshot tests,
 # restic is the benchmark's point of comparison.
-test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic)
+test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic
+	# a real OpenStack Swift all-in-one and Keystone v3 on loopback
+	# (tools/swift-server.sh, tools/keystone-server.sh)
+	swift swift-proxy swift-account swift-container swift-object
+	python3-swiftclient memcached curl
+	keystone python3-keystonemiddleware python3-keystoneclient)
 
 usage()
 {
