@@ -183,16 +183,19 @@ static int fs_lookup(const char *path, struct bfs_path *p,
 static int fs_getattr_backup(struct bfs_instance *inst, const char *ts,
 			     struct stat *st)
 {
-	struct bfs_backup *b;
+	uint64_t size;
+	int64_t t;
 	int ret;
 
-	ret = bfs_instance_backup(inst, ts, &b);
+	/* From the listing: stat() of many backups loads no manifest. */
+	ret = bfs_instance_backup_stat(inst, ts, &size);
 	if (ret)
-		return ret == -EIO ? -EIO : -ENOENT;
-	fs_stat_init(st, S_IFREG | 0444, (time_t)b->m->created);
-	st->st_size = (off_t)b->m->size;
-	st->st_blocks = (blkcnt_t)((b->m->size + 511) / 512);
-	bfs_backup_put(b);
+		return ret == -ENOENT ? -ENOENT : -EIO;
+	if (bfs_timestamp_parse(ts, &t))
+		return -ENOENT;
+	fs_stat_init(st, S_IFREG | 0444, (time_t)t);
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	return 0;
 }
 

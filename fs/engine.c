@@ -281,11 +281,13 @@ struct list_ctx {
 	size_t n, cap;
 };
 
-static int list_collect(const char *ts, void *arg)
+static int list_collect(const char *ts, uint64_t size, void *arg)
 {
 	struct list_ctx *ctx = arg;
 
-	if (strlen(ts) != BFS_TIMESTAMP_LEN)
+	/* Two manifests of one timestamp (a clash between hosts): the
+	 * first one listed is the backup, as repo_manifest_find() says. */
+	if (ctx->n && !strcmp(ctx->slots[ctx->n - 1].ts, ts))
 		return 0;
 	if (ctx->n == ctx->cap) {
 		size_t cap = ctx->cap ? 2 * ctx->cap : 64;
@@ -297,6 +299,7 @@ static int list_collect(const char *ts, void *arg)
 		ctx->cap = cap;
 	}
 	memcpy(ctx->slots[ctx->n].ts, ts, BFS_TIMESTAMP_LEN + 1);
+	ctx->slots[ctx->n].size = size;
 	ctx->slots[ctx->n].b = NULL;
 	ctx->n++;
 	return 0;
@@ -342,7 +345,7 @@ static int inst_refresh(struct bfs_instance *inst)
 		struct backup_slot *old = &inst->backups[i];
 		struct backup_slot *s = slot_find(ctx.slots, ctx.n, old->ts);
 
-		if (s)
+		if (s && s->size == old->size)
 			s->b = old->b;
 		else if (old->b)
 			bfs_backup_put(old->b);
@@ -411,17 +414,35 @@ void bfs_backup_put(struct bfs_backup *b)
 	}
 }
 
+int bfs_instance_backup_stat(struct bfs_instance *inst, const char *ts,
+			     uint64_t *size)
+{
+	struct backup_slot *s;
+	int ret;
+
+	pthread_mutex_lock(&inst->lock);
+	ret = inst_refresh(inst);
+	s = ret ? NULL : slot_find(inst->backups, inst->nbackups, ts);
+	if (s)
+		*size = s->size;
+	pthread_mutex_unlock(&inst->lock);
+	return ret ? ret : s ? 0 : -ENOENT;
+}
+
 int bfs_instance_backup(struct bfs_instance *inst, const char *ts,
 			struct bfs_backup **out)
 {
 	struct bfs_manifest *m;
 	struct backup_slot *s;
 	struct bfs_backup *b;
+	uint64_t size = 0;
 	int ret;
 
 	pthread_mutex_lock(&inst->lock);
 	ret = inst_refresh(inst);
 	s = ret ? NULL : slot_find(inst->backups, inst->nbackups, ts);
+	if (s)
+		size = s->size;
 	if (s && s->b) {
 		atomic_fetch_add(&s->b->refs, 1);
 		*out = s->b;
@@ -436,7 +457,7 @@ int bfs_instance_backup(struct bfs_instance *inst, const char *ts,
 
 	/* Load outside the lock: a slow backend must not stall the
 	 * instance.  Two threads may load the same manifest; one wins. */
-	ret = bfs_repo_manifest_get(inst->e->repo, inst->id, ts, &m);
+	ret = bfs_repo_manifest_get(inst->e->repo, inst->id, ts, size, &m);
 	if (ret)
 		return ret;
 	b = backup_new(m);

@@ -67,6 +67,11 @@ int bfs_instance_list_backups(struct bfs_instance *inst, bfs_name_cb cb,
 /* Newest backup's timestamp into ts (BFS_TIMESTAMP_LEN + 1): -ENOENT if
  * there is none. */
 int bfs_instance_latest(struct bfs_instance *inst, char *ts);
+/* Size of a backup from the listing alone (no manifest is loaded: what
+ * ls -l needs); -ENOENT. */
+int bfs_instance_backup_stat(struct bfs_instance *inst, const char *ts,
+			     uint64_t *size);
+/* The loaded, authenticated backup: a new reference. */
 int bfs_instance_backup(struct bfs_instance *inst, const char *ts,
 			struct bfs_backup **out);
 void bfs_backup_put(struct bfs_backup *b);

@@ -37,6 +37,7 @@ struct bfs_engine {
 
 struct backup_slot {
 	char ts[BFS_TIMESTAMP_LEN + 1];
+	uint64_t size;        /* from the listing (the manifest's name) */
 	struct bfs_backup *b; /* loaded on first use, or NULL */
 };
 

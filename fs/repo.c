@@ -640,24 +640,118 @@ static int repo_get_sealed(struct bfs_repo *repo, const char *magic,
 
 /* Manifests. */
 
+/*
+ * A manifest's object name carries the backup's plaintext size,
+ * "manifests/<instance>/<timestamp>_<size>", so that a listing alone
+ * answers stat() for every backup (ls -l costs one request per listing
+ * page, not one per backup).  The name is not authenticated: loading the
+ * manifest checks it against the sealed content.
+ */
 static int repo_manifest_name(char out[REPO_NAME_LEN], const char *instance,
-			      const char *timestamp)
+			      const char *timestamp, uint64_t size)
 {
+	char leaf[BFS_TIMESTAMP_LEN + 24];
+
 	if (!bfs_name_ok(instance) || bfs_timestamp_parse(timestamp, NULL))
 		return -EINVAL;
-	return repo_name(out, "manifests", instance, timestamp);
+	snprintf(leaf, sizeof(leaf), "%s_%llu", timestamp,
+		 (unsigned long long)size);
+	return repo_name(out, "manifests", instance, leaf);
+}
+
+/* Split a leaf "<timestamp>_<size>": 0 or -EINVAL. */
+static int repo_manifest_leaf(const char *leaf,
+			      char ts[BFS_TIMESTAMP_LEN + 1], uint64_t *size)
+{
+	unsigned long long v;
+	char *end;
+
+	if (strlen(leaf) < BFS_TIMESTAMP_LEN + 2 ||
+	    leaf[BFS_TIMESTAMP_LEN] != '_')
+		return -EINVAL;
+	memcpy(ts, leaf, BFS_TIMESTAMP_LEN);
+	ts[BFS_TIMESTAMP_LEN] = 0;
+	if (bfs_timestamp_parse(ts, NULL))
+		return -EINVAL;
+	/* canonical decimal only: one name per backup */
+	leaf += BFS_TIMESTAMP_LEN + 1;
+	if (*leaf < '0' || *leaf > '9' || (leaf[0] == '0' && leaf[1]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(leaf, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*size = v;
+	return 0;
+}
+
+struct repo_find {
+	size_t skip;
+	char name[REPO_NAME_LEN];
+	int found;
+};
+
+static int repo_find_cb(const char *name, uint64_t size, int is_prefix,
+			void *arg)
+{
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	struct repo_find *f = arg;
+	uint64_t bytes;
+
+	(void)size;
+	if (is_prefix || strlen(name) <= f->skip ||
+	    repo_manifest_leaf(name + f->skip, ts, &bytes) ||
+	    strlen(name) >= sizeof(f->name))
+		return 0;
+	if (f->found++) {
+		bfs_warn("two manifests for one backup: \"%s\" and \"%s\"",
+			 f->name, name);
+		return 0;
+	}
+	memcpy(f->name, name, strlen(name) + 1);
+	return 0;
+}
+
+/* The object name of a backup known by instance and timestamp. */
+static int repo_manifest_find(struct bfs_repo *repo, const char *instance,
+			      const char *timestamp, char out[REPO_NAME_LEN])
+{
+	struct repo_find f = {0};
+	char prefix[REPO_NAME_LEN];
+	int ret;
+
+	if (!bfs_name_ok(instance) || bfs_timestamp_parse(timestamp, NULL))
+		return -EINVAL;
+	ret = repo_name(prefix, "manifests", instance, timestamp);
+	if (ret)
+		return ret;
+	f.skip = strlen(prefix) - BFS_TIMESTAMP_LEN;
+	/* "<ts>_": fits, REPO_NAME_LEN has room for a whole leaf */
+	memcpy(prefix + strlen(prefix), "_", 2);
+	ret = bfs_backend_list(repo->be, prefix, '/', repo_find_cb, &f);
+	if (ret)
+		return ret;
+	if (!f.found)
+		return -ENOENT;
+	memcpy(out, f.name, REPO_NAME_LEN);
+	return 0;
 }
 
 int bfs_repo_manifest_put(struct bfs_repo *repo, const struct bfs_manifest *m)
 {
-	char name[REPO_NAME_LEN];
+	char name[REPO_NAME_LEN], other[REPO_NAME_LEN];
 	size_t len;
 	char *json;
 	int ret;
 
-	ret = repo_manifest_name(name, m->instance, m->timestamp);
+	ret = repo_manifest_name(name, m->instance, m->timestamp, m->size);
 	if (ret)
 		return ret;
+	/* Timestamps are unique per instance, whatever the size: the
+	 * create-if-absent put below only guards the exact name. */
+	ret = repo_manifest_find(repo, m->instance, m->timestamp, other);
+	if (ret != -ENOENT)
+		return ret ? ret : -EEXIST;
 	ret = bfs_manifest_encode(m, &json, &len);
 	if (ret)
 		return ret;
@@ -674,26 +768,28 @@ int bfs_repo_manifest_put(struct bfs_repo *repo, const struct bfs_manifest *m)
 static int repo_manifest_check(const char *name, const struct bfs_manifest *m,
 			       const char *instance, const char *timestamp)
 {
-	if (!strcmp(m->instance, instance) && !strcmp(m->timestamp, timestamp))
+	char expect[REPO_NAME_LEN];
+
+	if (!strcmp(m->instance, instance) && !strcmp(m->timestamp, timestamp) &&
+	    !repo_manifest_name(expect, instance, timestamp, m->size) &&
+	    !strcmp(expect, name))
 		return 0;
 	bfs_err("manifest \"%s\" describes another backup", name);
 	return -EIO;
 }
 
-int bfs_repo_manifest_get(struct bfs_repo *repo, const char *instance,
-			  const char *timestamp, struct bfs_manifest **out)
+/* Load the manifest stored under name (known to be instance/ts). */
+static int repo_manifest_load(struct bfs_repo *repo, const char *name,
+			      const char *instance, const char *timestamp,
+			      struct bfs_manifest **out)
 {
-	char name[REPO_NAME_LEN], reason[256];
 	struct bfs_manifest *m;
 	const char *json;
+	char reason[256];
 	struct bfs_buf b;
 	size_t len;
 	int ret;
 
-	*out = NULL;
-	ret = repo_manifest_name(name, instance, timestamp);
-	if (ret)
-		return ret;
 	ret = repo_get_sealed(repo, SEALED_MANIFEST, repo->keys.manifest, name,
 			      BFS_MANIFEST_MAX_BYTES, &b, &json, &len);
 	if (ret)
@@ -715,13 +811,30 @@ int bfs_repo_manifest_get(struct bfs_repo *repo, const char *instance,
 	return 0;
 }
 
+int bfs_repo_manifest_get(struct bfs_repo *repo, const char *instance,
+			  const char *timestamp, uint64_t size,
+			  struct bfs_manifest **out)
+{
+	char name[REPO_NAME_LEN];
+	int ret;
+
+	*out = NULL;
+	if (size == BFS_SIZE_UNKNOWN)
+		ret = repo_manifest_find(repo, instance, timestamp, name);
+	else
+		ret = repo_manifest_name(name, instance, timestamp, size);
+	if (ret)
+		return ret;
+	return repo_manifest_load(repo, name, instance, timestamp, out);
+}
+
 int bfs_repo_manifest_delete(struct bfs_repo *repo, const char *instance,
 			     const char *timestamp)
 {
 	char name[REPO_NAME_LEN];
 	int ret;
 
-	ret = repo_manifest_name(name, instance, timestamp);
+	ret = repo_manifest_find(repo, instance, timestamp, name);
 	if (ret)
 		return ret;
 	return bfs_backend_remove(repo->be, name);
@@ -802,11 +915,10 @@ int bfs_repo_list_instances(struct bfs_repo *repo, bfs_name_cb cb, void *arg)
 	return ret;
 }
 
-/* The objects directly below a prefix whose last component passes ok(). */
+/* The objects directly below a prefix, by their last component. */
 struct repo_leaves {
 	size_t skip;
-	int (*ok)(const char *name);
-	bfs_name_cb cb;
+	int (*cb)(const char *leaf, void *arg);
 	void *arg;
 };
 
@@ -815,17 +927,18 @@ static int repo_leaves_cb(const char *name, uint64_t size, int is_prefix,
 {
 	struct repo_leaves *l = arg;
 
-	if (is_prefix || strlen(name) <= l->skip || !l->ok(name + l->skip))
+	(void)size;
+	if (is_prefix || strlen(name) <= l->skip)
 		return 0;
 	return l->cb(name + l->skip, l->arg);
 }
 
 static int repo_list_leaves(struct bfs_repo *repo, const char *dir,
-			    const char *sub, int (*ok)(const char *),
-			    bfs_name_cb cb, void *arg)
+			    const char *sub, int (*cb)(const char *, void *),
+			    void *arg)
 {
 	char prefix[REPO_NAME_LEN];
-	struct repo_leaves l = {.ok = ok, .cb = cb, .arg = arg};
+	struct repo_leaves l = {.cb = cb, .arg = arg};
 	int n;
 
 	if (!bfs_name_ok(sub))
@@ -837,17 +950,30 @@ static int repo_list_leaves(struct bfs_repo *repo, const char *dir,
 	return bfs_backend_list(repo->be, prefix, '/', repo_leaves_cb, &l);
 }
 
-static int repo_timestamp_ok(const char *s)
+struct repo_backups {
+	bfs_backup_cb cb;
+	void *arg;
+};
+
+static int repo_backup_leaf(const char *leaf, void *arg)
 {
-	return !bfs_timestamp_parse(s, NULL);
+	struct repo_backups *rb = arg;
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	uint64_t size;
+
+	if (repo_manifest_leaf(leaf, ts, &size))
+		return 0; /* not ours: a backup has no such name */
+	return rb->cb(ts, size, rb->arg);
 }
 
 int bfs_repo_list_backups(struct bfs_repo *repo, const char *instance,
-			  bfs_name_cb cb, void *arg)
+			  bfs_backup_cb cb, void *arg)
 {
-	/* fixed-width timestamps: byte order is time order */
-	return repo_list_leaves(repo, "manifests", instance, repo_timestamp_ok,
-				cb, arg);
+	struct repo_backups rb = {cb, arg};
+
+	/* fixed-width timestamps first: byte order is time order */
+	return repo_list_leaves(repo, "manifests", instance, repo_backup_leaf,
+				&rb);
 }
 
 /* Records. */
@@ -922,10 +1048,24 @@ int bfs_repo_record_delete(struct bfs_repo *repo, const char *kind,
 	return bfs_backend_remove(repo->be, oname);
 }
 
+struct repo_records {
+	bfs_name_cb cb;
+	void *arg;
+};
+
+static int repo_record_leaf(const char *leaf, void *arg)
+{
+	struct repo_records *rr = arg;
+
+	return bfs_name_ok(leaf) ? rr->cb(leaf, rr->arg) : 0;
+}
+
 int bfs_repo_record_list(struct bfs_repo *repo, const char *kind,
 			 bfs_name_cb cb, void *arg)
 {
-	return repo_list_leaves(repo, "records", kind, bfs_name_ok, cb, arg);
+	struct repo_records rr = {cb, arg};
+
+	return repo_list_leaves(repo, "records", kind, repo_record_leaf, &rr);
 }
 
 /*
@@ -1161,18 +1301,21 @@ static int repo_id_cmp(const void *a, const void *b)
 	return memcmp(a, b, BFS_ID_LEN);
 }
 
-/* Collect "manifests/<instance>/<timestamp>"; refuse anything else. */
+/* Collect "manifests/<instance>/<timestamp>_<size>"; refuse anything
+ * else. */
 static int repo_gc_manifests_cb(const char *name, uint64_t size, int is_prefix,
 				void *arg)
 {
-	const char *inst = name + strlen("manifests/"), *ts;
-	char buf[BFS_NAME_MAX + 1];
+	const char *inst = name + strlen("manifests/"), *leaf;
+	char buf[BFS_NAME_MAX + 1], ts[BFS_TIMESTAMP_LEN + 1];
+	uint64_t bytes;
 
-	ts = strchr(inst, '/');
-	if (ts && (size_t)(ts - inst) <= BFS_NAME_MAX) {
-		memcpy(buf, inst, (size_t)(ts - inst));
-		buf[ts - inst] = 0;
-		if (bfs_name_ok(buf) && !bfs_timestamp_parse(ts + 1, NULL))
+	(void)size, (void)is_prefix;
+	leaf = strchr(inst, '/');
+	if (leaf && (size_t)(leaf - inst) <= BFS_NAME_MAX) {
+		memcpy(buf, inst, (size_t)(leaf - inst));
+		buf[leaf - inst] = 0;
+		if (bfs_name_ok(buf) && !repo_manifest_leaf(leaf + 1, ts, &bytes))
 			return repo_names_add(arg, name, strlen(name));
 	}
 	/* it may hold references we cannot see: deleting would lose data */
@@ -1198,22 +1341,26 @@ static int repo_gc_referenced(struct bfs_repo *repo, struct bfs_repo_lock *lk,
 	struct repo_names names = {0};
 	struct bfs_manifest *m;
 	time_t last = time(NULL);
-	char *inst, *ts;
+	char inst[BFS_NAME_MAX + 1], ts[BFS_TIMESTAMP_LEN + 1];
+	const char *slash;
+	uint64_t size;
 	size_t i, j;
 	int ret;
 
 	ret = bfs_backend_list(repo->be, "manifests/", 0, repo_gc_manifests_cb,
 			       &names);
 	for (i = 0; !ret && i < names.n; i++) {
-		inst = names.v[i] + strlen("manifests/");
-		ts = strchr(inst, '/');
-		*ts++ = 0;
+		/* the callback checked the shape */
+		slash = strchr(names.v[i] + strlen("manifests/"), '/');
+		snprintf(inst, sizeof(inst), "%.*s",
+			 (int)(slash - names.v[i] - strlen("manifests/")),
+			 names.v[i] + strlen("manifests/"));
+		repo_manifest_leaf(slash + 1, ts, &size);
 		/* one unreadable manifest stops gc: its chunks must stay */
-		ret = bfs_repo_manifest_get(repo, inst, ts, &m);
+		ret = repo_manifest_load(repo, names.v[i], inst, ts, &m);
 		if (ret) {
-			bfs_err("gc: cannot load manifest \"%s/%s\", "
-				"nothing removed",
-				inst, ts);
+			bfs_err("gc: cannot load manifest \"%s\", nothing "
+				"removed", names.v[i]);
 			break;
 		}
 		for (j = 0; !ret && j < m->nchunks; j++)

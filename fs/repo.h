@@ -5,7 +5,7 @@
  *   config                          plaintext JSON: format version, id,
  *                                   chunker parameters, key check
  *   chunks/<2 hex>/<64 hex id>      sealed, compressed chunks
- *   manifests/<instance>/<ts>       sealed manifests; a backup exists
+ *   manifests/<instance>/<ts>_<size>  sealed manifests; a backup exists
  *                                   exactly when its manifest does
  *   records/<kind>/<name>           other sealed JSON records
  *   locks/<kind>-<id>               writer and gc locks
@@ -74,13 +74,19 @@ int bfs_repo_chunk_put(struct bfs_repo *repo, const void *data, size_t len,
 int bfs_repo_chunk_get(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
 		       uint32_t size, struct bfs_buf *out);
 
-/* Seal and store m as manifests/<instance>/<timestamp>, create-if-absent
- * (-EEXIST if that timestamp is taken). */
+/* Seal and store m as manifests/<instance>/<timestamp>_<size>,
+ * create-if-absent (-EEXIST if that timestamp is taken). */
 int bfs_repo_manifest_put(struct bfs_repo *repo, const struct bfs_manifest *m);
-/* Load and authenticate a manifest: *out is new.  -ENOENT, -EIO (tampered
- * or malformed, logged). */
+/*
+ * Load and authenticate a manifest: *out is new.  size is the backup's
+ * size as a listing gave it, or BFS_SIZE_UNKNOWN (then a listing finds
+ * the object: one request more).  -ENOENT; -EIO when tampered, malformed
+ * or not matching its name (logged).
+ */
+#define BFS_SIZE_UNKNOWN UINT64_MAX
 int bfs_repo_manifest_get(struct bfs_repo *repo, const char *instance,
-			  const char *timestamp, struct bfs_manifest **out);
+			  const char *timestamp, uint64_t size,
+			  struct bfs_manifest **out);
 int bfs_repo_manifest_delete(struct bfs_repo *repo, const char *instance,
 			     const char *timestamp);
 
@@ -88,9 +94,12 @@ int bfs_repo_manifest_delete(struct bfs_repo *repo, const char *instance,
 typedef int (*bfs_name_cb)(const char *name, void *arg);
 /* Instance ids that have at least one manifest, sorted. */
 int bfs_repo_list_instances(struct bfs_repo *repo, bfs_name_cb cb, void *arg);
-/* Timestamps of an instance's backups, oldest first. */
+/* An instance's backups, oldest first, with their sizes (from the
+ * object names: unauthenticated until the manifest is loaded). */
+typedef int (*bfs_backup_cb)(const char *timestamp, uint64_t size,
+			     void *arg);
 int bfs_repo_list_backups(struct bfs_repo *repo, const char *instance,
-			  bfs_name_cb cb, void *arg);
+			  bfs_backup_cb cb, void *arg);
 
 /* Sealed JSON records (schedules, imported keys, ...): kind and name must
  * pass bfs_name_ok().  get returns a new reference. */

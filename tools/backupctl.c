@@ -384,7 +384,7 @@ static int ctl_print_name(const char *name, void *arg)
 	return 0;
 }
 
-static int ctl_list_backup(const char *ts, void *arg)
+static int ctl_list_backup(const char *ts, uint64_t size, void *arg)
 {
 	void **a = arg;
 	struct bfs_repo *repo = a[0];
@@ -392,7 +392,7 @@ static int ctl_list_backup(const char *ts, void *arg)
 	json_t *out = a[2];
 	struct bfs_manifest *m;
 
-	if (bfs_repo_manifest_get(repo, instance, ts, &m)) {
+	if (bfs_repo_manifest_get(repo, instance, ts, size, &m)) {
 		printf("%s  (unreadable)\n", ts);
 		return 0;
 	}

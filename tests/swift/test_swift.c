@@ -1042,6 +1042,12 @@ static int name_count(const char *name, void *arg)
 	return 0;
 }
 
+static int backup_count(const char *ts, uint64_t size, void *arg)
+{
+	(void)ts, (void)size;
+	return name_count(NULL, arg);
+}
+
 static void repo_chunks(struct bfs_repo *repo, uint8_t ids[3][BFS_ID_LEN],
 			uint8_t *data, const uint32_t *sizes)
 {
@@ -1082,7 +1088,7 @@ static void repo_manifests(struct bfs_repo *repo, uint8_t ids[3][BFS_ID_LEN],
 	m = make_manifest(ts2, (const uint8_t(*)[BFS_ID_LEN])ids, sizes, 2);
 	CHECK_EQ(bfs_repo_manifest_put(repo, m), 0);
 	bfs_manifest_free(m);
-	CHECK_EQ(bfs_repo_manifest_get(repo, "pg1", ts1, &got), 0);
+	CHECK_EQ(bfs_repo_manifest_get(repo, "pg1", ts1, BFS_SIZE_UNKNOWN, &got), 0);
 	if (got) {
 		CHECK_EQ(got->nchunks, 3);
 		CHECK_EQ(got->size, sizes[0] + sizes[1] + sizes[2]);
@@ -1093,11 +1099,11 @@ static void repo_manifests(struct bfs_repo *repo, uint8_t ids[3][BFS_ID_LEN],
 	CHECK_EQ(bfs_repo_list_instances(repo, name_count, &n), 0);
 	CHECK_EQ(n, 1);
 	n = 0;
-	CHECK_EQ(bfs_repo_list_backups(repo, "pg1", name_count, &n), 0);
+	CHECK_EQ(bfs_repo_list_backups(repo, "pg1", backup_count, &n), 0);
 	CHECK_EQ(n, 2);
 	CHECK_EQ(bfs_repo_manifest_delete(repo, "pg1", ts2), 0);
 	n = 0;
-	CHECK_EQ(bfs_repo_list_backups(repo, "pg1", name_count, &n), 0);
+	CHECK_EQ(bfs_repo_list_backups(repo, "pg1", backup_count, &n), 0);
 	CHECK_EQ(n, 1);
 }
 

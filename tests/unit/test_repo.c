@@ -452,7 +452,7 @@ static void test_manifest_round_trip(void)
 			  1000);
 	CHECK_EQ(bfs_repo_manifest_put(f.repo, m), 0);
 	CHECK_EQ(bfs_repo_manifest_put(f.repo, m), -EEXIST);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), 0);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), 0);
 	CHECK(got != NULL);
 	if (got) {
 		CHECK_EQ(bfs_manifest_encode(m, &a, &la), 0);
@@ -462,12 +462,12 @@ static void test_manifest_round_trip(void)
 		free(b);
 		bfs_manifest_free(got);
 	}
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, &got), -ENOENT);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "..", TS1, &got), -EINVAL);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", "yesterday", &got),
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN, &got), -ENOENT);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "..", TS1, BFS_SIZE_UNKNOWN, &got), -EINVAL);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", "yesterday", BFS_SIZE_UNKNOWN, &got),
 		 -EINVAL);
 	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg1", TS1), 0);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), -ENOENT);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -ENOENT);
 	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg1", TS1), -ENOENT);
 	bfs_manifest_free(m);
 	teardown(&f);
@@ -483,37 +483,46 @@ static void test_manifest_tampered(void)
 
 	setup(&f);
 	CHECK_EQ(put_manifest(&f, "pg1", TS1, ids, 1, 10), 0);
-	path_of(path, sizeof(path), "manifests/pg1/" TS1);
+	path_of(path, sizeof(path), "manifests/pg1/" TS1 "_10");
 	size = file_size(path);
 	/* header, nonce, ciphertext and tag */
 	flip(path, 0);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
 	flip(path, 0);
 	flip(path, 10);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
 	flip(path, 10);
 	flip(path, 30);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
 	flip(path, 30);
 	flip(path, size - 1);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
 	flip(path, size - 1);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, &got), 0);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), 0);
 	bfs_manifest_free(got);
 	got = NULL;
 
 	/* copied to another time, or to another instance: refused */
 	CHECK_EQ(put_manifest(&f, "pg2", TS2, ids, 1, 10), 0);
-	path_of(other, sizeof(other), "manifests/pg1/" TS2);
+	path_of(other, sizeof(other), "manifests/pg1/" TS2 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, &got), -EIO);
-	path_of(other, sizeof(other), "manifests/pg2/" TS1);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN, &got), -EIO);
+	path_of(other, sizeof(other), "manifests/pg2/" TS1 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS1, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
 	/* and over an existing one */
-	path_of(other, sizeof(other), "manifests/pg2/" TS2);
+	path_of(other, sizeof(other), "manifests/pg2/" TS2 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS2, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS2, BFS_SIZE_UNKNOWN, &got), -EIO);
+	/* the size in the name is checked against the sealed one */
+	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg2", TS2), 0);
+	path_of(other, sizeof(other), "manifests/pg1/" TS2 "_10");
+	unlink(other);
+	path_of(other, sizeof(other), "manifests/pg1/" TS1 "_11");
+	CHECK(!rename(path, other));
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, 11, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, 10, &got), -ENOENT);
 	CHECK(got == NULL);
 	teardown(&f);
 }
@@ -530,6 +539,16 @@ static int names_cb(const char *name, void *arg)
 	size_t used = strlen(n->text);
 
 	snprintf(n->text + used, sizeof(n->text) - used, "%s ", name);
+	return ++n->calls == n->stop_at ? 7 : 0;
+}
+
+static int backups_cb(const char *ts, uint64_t size, void *arg)
+{
+	struct names *n = arg;
+	size_t used = strlen(n->text);
+
+	snprintf(n->text + used, sizeof(n->text) - used, "%s:%llu ", ts,
+		 (unsigned long long)size);
 	return ++n->calls == n->stop_at ? 7 : 0;
 }
 
@@ -551,6 +570,8 @@ static void test_list(void)
 	CHECK_EQ(put_manifest(&f, "b", TS1, ids, 1, 10), 0);
 	/* not backups: ignored */
 	CHECK_EQ(bfs_backend_put(f.be, "manifests/pg1/notes", "x", 1, 0), 0);
+	CHECK_EQ(bfs_backend_put(f.be, "manifests/pg1/" TS1 "_01", "x", 1, 0),
+		 0);
 	CHECK_EQ(bfs_backend_put(f.be, "manifests/pg1/sub/" TS1, "x", 1, 0), 0);
 	CHECK_EQ(bfs_backend_put(f.be, "manifests/stray", "x", 1, 0), 0);
 
@@ -558,16 +579,16 @@ static void test_list(void)
 	CHECK_EQ(bfs_repo_list_instances(f.repo, names_cb, &n), 0);
 	CHECK(!strcmp(n.text, "b pg1 pg1-a "));
 	memset(&n, 0, sizeof(n));
-	CHECK_EQ(bfs_repo_list_backups(f.repo, "pg1", names_cb, &n), 0);
-	CHECK(!strcmp(n.text, "2025-01-01T00:00:00Z " TS1 " " TS2 " "));
+	CHECK_EQ(bfs_repo_list_backups(f.repo, "pg1", backups_cb, &n), 0);
+	CHECK(!strcmp(n.text, "2025-01-01T00:00:00Z:10 " TS1 ":10 " TS2 ":10 "));
 	memset(&n, 0, sizeof(n));
-	CHECK_EQ(bfs_repo_list_backups(f.repo, "nobody", names_cb, &n), 0);
+	CHECK_EQ(bfs_repo_list_backups(f.repo, "nobody", backups_cb, &n), 0);
 	CHECK(!strcmp(n.text, ""));
-	CHECK_EQ(bfs_repo_list_backups(f.repo, "../x", names_cb, &n), -EINVAL);
+	CHECK_EQ(bfs_repo_list_backups(f.repo, "../x", backups_cb, &n), -EINVAL);
 	/* a non-zero return stops the listing */
 	memset(&n, 0, sizeof(n));
 	n.stop_at = 2;
-	CHECK_EQ(bfs_repo_list_backups(f.repo, "pg1", names_cb, &n), 7);
+	CHECK_EQ(bfs_repo_list_backups(f.repo, "pg1", backups_cb, &n), 7);
 	CHECK_EQ(n.calls, 2);
 	memset(&n, 0, sizeof(n));
 	n.stop_at = 1;
@@ -624,7 +645,7 @@ static void test_records(void)
 		 -EIO);
 	/* a manifest-sealed object is no record (other magic and key) */
 	CHECK_EQ(put_manifest(&f, "pg1", TS1, NULL, 0, 0), 0);
-	path_of(path, sizeof(path), "manifests/pg1/" TS1);
+	path_of(path, sizeof(path), "manifests/pg1/" TS1 "_0");
 	copy_file(path, other);
 	CHECK_EQ(bfs_repo_record_get(f.repo, "schedules", "weekly", &got),
 		 -EIO);
@@ -820,7 +841,7 @@ static void test_gc_unreadable_manifest(void)
 	CHECK_EQ(put_manifest(&f, "pg1", TS1, (const uint8_t(*)[BFS_ID_LEN])ids,
 			      1, 1000),
 		 0);
-	path_of(path, sizeof(path), "manifests/pg1/" TS1);
+	path_of(path, sizeof(path), "manifests/pg1/" TS1 "_1000");
 	flip(path, 40);
 	CHECK(bfs_repo_gc(f.repo, &st) < 0);
 	flip(path, 40);
