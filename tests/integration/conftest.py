@@ -20,6 +20,19 @@ Rules the fixtures keep (reference/style.md, "Tests"):
     fails.  BACKUPFS_TEST_SUMMARY names a JSON file that receives the counts
     of passed/failed/skipped tests (tools/run-tests.sh fails on any skip).
 
+Backends: every test that uses an Env (fixtures env, env_factory, or a
+module Env made with module_env(..., backend)) runs once per backend kind,
+test_x[local] and test_x[swift].  For Swift the session starts the
+all-in-one once (tools/swift-server.sh; stopped at the end only if this
+session started it), and each Env gets a fresh container of its own,
+deleted by its teardown.  Tests reach the repository behind backupfs's back
+only through Env.objects(), read_object(), write_object() and
+delete_object(), so the same test works on both.  A test that makes sense
+on one backend only says so with @pytest.mark.backends("local") (or
+"swift") and a comment why.  Keystone (tools/keystone-server.sh) is started
+once too when a test asks for it (fixture keystone_server), with tokens
+living KEYSTONE_TTL seconds.
+
 Helpers are module-level functions here; tests reach them through the
 `util` fixture (this module).
 """
@@ -44,6 +57,10 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,6 +71,13 @@ BACKUPFS = (os.environ.get("BACKUPFS_BIN")
 BACKUPCTL = (os.environ.get("BACKUPCTL_BIN")
              or str(REPO_ROOT / "build/tools/backupctl"))
 FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
+SWIFT_SCRIPT = REPO_ROOT / "tools/swift-server.sh"
+KEYSTONE_SCRIPT = REPO_ROOT / "tools/keystone-server.sh"
+
+# Where an Env keeps its repository; every test that uses one runs once per
+# kind (ids test_x[local], test_x[swift]) unless @pytest.mark.backends(...)
+# narrows it down.
+BACKENDS = ("local", "swift")
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -63,6 +87,11 @@ UNMOUNT_TIMEOUT = 10    # fusermount3 -u to daemon exit (style.md)
 JOB_TIMEOUT = 60        # a snapshot job (the contract's bound)
 CMD_TIMEOUT = 300       # any helper command (backupctl snapshot of 200 MB)
 TEST_TIMEOUT = 300      # watchdog default; @pytest.mark.bfs_timeout(s)
+SERVER_TIMEOUT = 300    # tools/swift-server.sh or keystone-server.sh start
+# Token lifetime of a Keystone this session starts (the script's default,
+# 60 s, makes every test that outlives a token a minute long).  One that
+# runs already keeps its own; `keystone-server.sh env` tells which.
+KEYSTONE_TTL = os.environ.get("BACKUPFS_KEYSTONE_TOKEN_EXPIRATION", "20")
 
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 STATES = {"ACTIVE", "BACKUP", "RESTORE", "MAINTENANCE", "ERROR"}
@@ -87,6 +116,26 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bfs_timeout(seconds): watchdog bound of the test "
         "(default %d s): then every daemon is killed" % TEST_TIMEOUT)
+    config.addinivalue_line(
+        "markers", "backends(*kinds): run the test on these backends only "
+        "(of %s; by default on all); say why in a comment" % (BACKENDS,))
+
+
+def pytest_generate_tests(metafunc):
+    """Env-level parametrization: a test that uses an Env (fixture
+    `backend`, through env, env_factory or a module Env) runs once per
+    backend kind.  Module scope: the tests of a module run on one backend,
+    then on the next, so a module-scoped Env is made once per kind."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    m = metafunc.definition.get_closest_marker("backends")
+    kinds = list(m.args) if m else list(BACKENDS)
+    unknown = [k for k in kinds if k not in BACKENDS]
+    if unknown or not kinds:
+        raise ValueError("%s: @pytest.mark.backends%r: kinds are %s"
+                         % (metafunc.definition.nodeid, tuple(kinds),
+                            BACKENDS))
+    metafunc.parametrize("backend", kinds, indirect=True, scope="module")
 
 
 # ---------------------------------------------------------------------------
@@ -499,6 +548,324 @@ def allowed_log_errors(node):
 
 
 # ---------------------------------------------------------------------------
+# Swift and Keystone: the servers, and raw HTTP behind backupfs's back
+
+
+def _http(method, url, data=None, headers=None, timeout=60):
+    """One request with urllib: (status, headers, body); HTTP errors are
+    answers too, connection trouble raises OSError."""
+    if data is None and method in ("PUT", "POST"):
+        data = b""
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        try:
+            body = e.read()
+        except OSError:
+            body = b""
+        return e.code, e.headers, body
+    except urllib.error.URLError as e:
+        raise OSError("%s %s: %s" % (method, url, e.reason)) from None
+
+
+class SwiftAccount:
+    """Raw HTTP to one Swift account, to look at and clean up what backupfs
+    stored.  authenticate() -> (token, storage URL) is called again after a
+    401 (a restarted Swift forgets its tempauth tokens)."""
+
+    def __init__(self, authenticate):
+        self._authenticate = authenticate
+        self._lock = threading.Lock()
+        self._cred = None
+
+    def _credentials(self, stale=None):
+        with self._lock:
+            if self._cred is None or self._cred is stale:
+                self._cred = self._authenticate()
+            return self._cred
+
+    @property
+    def url(self):
+        return self._credentials()[1]
+
+    def request(self, method, path="", data=None, query=None, headers=None,
+                timeout=60):
+        """method on <storage URL>/<path> (quoted here): (status, headers,
+        body).  A refused token is renewed once; connection errors and 5xx
+        are tried again for a few seconds (a Swift just restarted)."""
+        cred = self._credentials()
+        renewed = False
+        deadline = time.monotonic() + 20
+        while True:
+            url = cred[1]
+            if path:
+                url += "/" + urllib.parse.quote(path, safe="/")
+            if query:
+                url += "?" + urllib.parse.urlencode(query)
+            h = {"X-Auth-Token": cred[0]}
+            h.update(headers or {})
+            try:
+                st, hdrs, body = _http(method, url, data, h, timeout)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            if st == 401 and not renewed:
+                renewed = True
+                cred = self._credentials(stale=cred)
+                continue
+            if st >= 500 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            return st, hdrs, body
+
+    def listing(self, container, prefix=""):
+        """[(name, bytes)] of container's objects under prefix, in name
+        order ([] when the container does not exist)."""
+        out, marker = [], ""
+        while True:
+            st, _, body = self.request("GET", container, query={
+                "format": "json", "prefix": prefix, "marker": marker})
+            if st == 404:
+                return out
+            if st not in (200, 204):
+                raise OSError("listing of %s: HTTP %d" % (container, st))
+            page = json.loads(body or b"[]")
+            if not page:
+                return out
+            out += [(e["name"], e["bytes"]) for e in page]
+            marker = page[-1]["name"]
+
+    def get(self, container, name):
+        st, _, body = self.request("GET", container + "/" + name)
+        if st != 200:
+            raise OSError("GET %s/%s: HTTP %d" % (container, name, st))
+        return body
+
+    def put(self, container, name, data):
+        st, _, _ = self.request("PUT", container + "/" + name, data=data)
+        if st != 201:
+            raise OSError("PUT %s/%s: HTTP %d" % (container, name, st))
+
+    def delete(self, container, name):
+        st, _, _ = self.request("DELETE", container + "/" + name)
+        if st not in (204, 404):
+            raise OSError("DELETE %s/%s: HTTP %d" % (container, name, st))
+
+    def container_exists(self, container):
+        st, _, _ = self.request("HEAD", container)
+        if st not in (204, 200, 404):
+            raise OSError("HEAD %s: HTTP %d" % (container, st))
+        return st != 404
+
+    def empty_and_delete(self, container, timeout=60):
+        """Delete every object of container, then the container (gone
+        already is fine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            names = [n for n, _ in self.listing(container)]
+            if names:
+                with ThreadPoolExecutor(8) as ex:
+                    list(ex.map(lambda n: self.delete(container, n), names))
+            st, _, _ = self.request("DELETE", container)
+            if st in (204, 404):
+                return
+            # 409: a listing that lags behind the deletes
+            if st != 409 or time.monotonic() > deadline:
+                raise OSError("DELETE container %s: HTTP %d" % (container,
+                                                                 st))
+            time.sleep(0.2)
+
+
+def tempauth(auth_url, user, key):
+    """An authenticate() for SwiftAccount: tempauth v1."""
+    def authenticate():
+        st, h, _ = _http("GET", auth_url, headers={"X-Auth-User": user,
+                                                   "X-Auth-Key": key},
+                         timeout=30)
+        if st != 200:
+            raise OSError("tempauth %s refused %s: HTTP %d" % (auth_url, user,
+                                                              st))
+        return h["X-Auth-Token"], h["X-Storage-Url"]
+    return authenticate
+
+
+def keystone_v3(auth_url, auth):
+    """An authenticate() for SwiftAccount: POST auth (a dict: the "auth"
+    object) to Keystone v3; the public object-store URL of the catalog."""
+    def authenticate():
+        st, h, body = _http("POST", auth_url.rstrip("/") + "/auth/tokens",
+                            json.dumps({"auth": auth}).encode(),
+                            {"Content-Type": "application/json"}, 30)
+        if st != 201:
+            raise OSError("keystone refused %r: HTTP %d" % (
+                list(auth["identity"]["methods"]), st))
+        for svc in json.loads(body)["token"]["catalog"]:
+            if svc["type"] == "object-store":
+                for ep in svc["endpoints"]:
+                    if ep["interface"] == "public":
+                        return h["X-Subject-Token"], ep["url"]
+        raise OSError("no public object-store endpoint in the catalog")
+    return authenticate
+
+
+def server_script(script, cmd, timeout=SERVER_TIMEOUT, env=None):
+    """Run tools/<server>.sh cmd; its Result (never raises on a non-zero
+    exit; fails the test on a timeout)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return run([script, cmd], timeout=timeout, env=e)
+
+
+def _script_env(script):
+    r = server_script(script, "env", 60)
+    if r.returncode != 0:
+        pytest.fail("%s env failed:\n%s" % (script, r.describe()),
+                    pytrace=False)
+    out = {}
+    for line in r.stdout.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+class SwiftServer:
+    """The tempauth Swift all-in-one (tools/swift-server.sh) on 8080."""
+
+    def __init__(self):
+        env = _script_env(SWIFT_SCRIPT)
+        self.env = env
+        self.auth_url = env["ST_AUTH"]
+        self.user = env["ST_USER"]
+        self.key = env["ST_KEY"]
+        self.account = SwiftAccount(tempauth(self.auth_url, self.user,
+                                             self.key))
+
+    def running(self):
+        return server_script(SWIFT_SCRIPT, "status", 60).returncode == 0
+
+    def start(self):
+        r = server_script(SWIFT_SCRIPT, "start")
+        if r.returncode != 0:
+            pytest.fail("tools/swift-server.sh start failed:\n"
+                        + r.describe(), pytrace=False)
+
+    def stop(self):
+        r = server_script(SWIFT_SCRIPT, "stop", 120)
+        if r.returncode != 0:
+            pytest.fail("tools/swift-server.sh stop failed:\n"
+                        + r.describe(), pytrace=False)
+
+
+class KeystoneServer:
+    """Keystone v3 on 5000 and its Swift proxy on 8081
+    (tools/keystone-server.sh): the `env` of the script as a dict, the
+    token lifetime, and the test user's credentials."""
+
+    def __init__(self):
+        self.env = _script_env(KEYSTONE_SCRIPT)
+        self.auth_url = self.env["OS_AUTH_URL"]
+        self.ttl = int(self.env["BACKUPFS_KEYSTONE_TOKEN_EXPIRATION"])
+        self.appcred_id = Path(
+            self.env["BACKUPFS_KEYSTONE_APPCRED_ID_FILE"]).read_text().strip()
+        self.appcred_secret_file = \
+            self.env["BACKUPFS_KEYSTONE_APPCRED_SECRET_FILE"]
+
+    def password_auth(self):
+        e = self.env
+        return {"identity": {"methods": ["password"], "password": {"user": {
+            "name": e["OS_USERNAME"],
+            "domain": {"name": e["OS_USER_DOMAIN_NAME"]},
+            "password": e["OS_PASSWORD"]}}},
+            "scope": {"project": {
+                "name": e["OS_PROJECT_NAME"],
+                "domain": {"name": e["OS_PROJECT_DOMAIN_NAME"]}}}}
+
+    def account(self):
+        """The test project's Swift account (through 8081)."""
+        return SwiftAccount(keystone_v3(self.auth_url, self.password_auth()))
+
+
+def _keystone_log_tails():
+    state = Path(os.environ.get("BACKUPFS_KEYSTONE_DIR",
+                                "/var/tmp/backupfs-keystone"))
+    out = []
+    for name in ("keystone.log", "keystone-app.log", "proxy.log",
+                 "init.log"):
+        p = state / "log" / name
+        try:
+            lines = p.read_text(errors="replace").splitlines()[-20:]
+        except OSError as e:
+            lines = ["(%s)" % e]
+        out.append("--- %s\n%s" % (p, "\n".join(lines)))
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="session")
+def swift_server():
+    """The Swift all-in-one, started once for the session unless it runs
+    already (then left running; else stopped at the end)."""
+    was_running = server_script(SWIFT_SCRIPT, "status", 60).returncode == 0
+    if not was_running:
+        r = server_script(SWIFT_SCRIPT, "start")
+        if r.returncode != 0:
+            pytest.fail("tools/swift-server.sh start failed:\n"
+                        + r.describe(), pytrace=False)
+    srv = SwiftServer()
+    yield srv
+    if not was_running:
+        server_script(SWIFT_SCRIPT, "stop", 120)
+
+
+@pytest.fixture(scope="session")
+def keystone_server(swift_server):
+    """Keystone and the 8081 proxy, started once for the session (tokens
+    living KEYSTONE_TTL s) unless they run already (then left running with
+    their own lifetime; else stopped at the end, before Swift)."""
+    was_running = server_script(KEYSTONE_SCRIPT, "status",
+                                60).returncode == 0
+    if not was_running:
+        r = server_script(KEYSTONE_SCRIPT, "start", env={
+            "BACKUPFS_KEYSTONE_TOKEN_EXPIRATION": KEYSTONE_TTL})
+        if r.returncode != 0:
+            pytest.fail("tools/keystone-server.sh start failed:\n%s\n%s"
+                        % (r.describe(), _keystone_log_tails()),
+                        pytrace=False)
+    srv = KeystoneServer()
+    yield srv
+    if not was_running:
+        server_script(KEYSTONE_SCRIPT, "stop", 120)
+
+
+class Backend:
+    """The kind of repository of an Env ("local" or "swift") and, for
+    Swift, the server."""
+
+    def __init__(self, kind="local", swift=None):
+        assert kind in BACKENDS, kind
+        self.kind = kind
+        self.swift = swift
+
+    def __repr__(self):
+        return self.kind
+
+
+@pytest.fixture(scope="module")
+def backend(request):
+    """The backend kind of this test's Envs (parametrized by
+    pytest_generate_tests)."""
+    kind = getattr(request, "param", "local")
+    swift = request.getfixturevalue("swift_server") \
+        if kind == "swift" else None
+    return Backend(kind, swift)
+
+
+# ---------------------------------------------------------------------------
 # A repository, its config and its mounts
 
 
@@ -506,10 +873,21 @@ class Env:
     """A repository, key, state dir, sources and config under base.
 
     add_instance() creates a source directory; write_config() writes
-    base/backupfs.json; init() runs `backupctl init`; mount() mounts."""
+    base/backupfs.json; init() runs `backupctl init`; mount() mounts.
 
-    def __init__(self, base, node=None):
+    The repository is on backend.kind: "local" (the directory repo) or
+    "swift" (a fresh container of the tempauth all-in-one, named
+    .container, deleted by teardown()).  objects(), read_object(),
+    write_object() and delete_object() reach it behind backupfs's back
+    whatever its kind.  For Swift, swift_auth holds the auth keys of the
+    backend config and backend_extra more keys (a test may change both, say
+    to go through a fault proxy or Keystone; then set .swift to a
+    SwiftAccount of the same account for the helpers)."""
+
+    def __init__(self, base, node=None, backend=None):
         self.base = Path(base)
+        self.backend = backend or Backend()
+        self.kind = self.backend.kind
         self.repo = self.base / "repo"
         self.state = self.base / "state"
         self.key = self.base / "repo.key"
@@ -517,11 +895,101 @@ class Env:
         self.node = node
         self.instances = {}
         self.extra = {}
+        self.backend_extra = {}
         self.daemons = []
         self._public = None
         self._n = 0
-        for d in (self.repo, self.state, self.base / "src"):
+        for d in (self.state, self.base / "src"):
             d.mkdir(parents=True, exist_ok=True)
+        if self.kind == "local":
+            self.repo.mkdir(parents=True, exist_ok=True)
+            self.swift = self.container = self.swift_auth = None
+        else:
+            srv = self.backend.swift
+            self.swift = srv.account
+            self.container = "bfs-pytest-" + os.urandom(8).hex()
+            self.swift_auth = {
+                "auth_url": srv.auth_url, "user": srv.user,
+                "key_file": str(self.secret_file("swift.key", srv.key))}
+
+    def secret_file(self, name, value):
+        """base/name holding value, mode 0600 (backupfs's rule for
+        secrets)."""
+        path = self.base / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    # -- the repository behind backupfs's back --------------------------
+
+    def backend_config(self):
+        if self.kind == "local":
+            conf = {"type": "local", "path": str(self.repo)}
+        else:
+            conf = {"type": "swift"}
+            conf.update(self.swift_auth)
+            conf["container"] = self.container
+        conf.update(self.backend_extra)
+        return conf
+
+    def _local_path(self, name):
+        assert name and not name.startswith("/") and ".." not in \
+            name.split("/"), name
+        return self.repo / name
+
+    def objects(self, prefix=""):
+        """{name: size} of the repository's objects whose names start with
+        prefix, in name order (the local backend's temporaries, any
+        component starting with ".", left out)."""
+        if self.kind == "swift":
+            return dict(self.swift.listing(self.container, prefix))
+        out = {}
+        if not self.repo.is_dir():
+            return out
+        for dirpath, dirnames, filenames in os.walk(self.repo):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for f in filenames:
+                if f.startswith("."):
+                    continue
+                p = Path(dirpath) / f
+                name = str(p.relative_to(self.repo))
+                if name.startswith(prefix):
+                    out[name] = p.stat().st_size
+        return dict(sorted(out.items()))
+
+    def read_object(self, name):
+        if self.kind == "swift":
+            return self.swift.get(self.container, name)
+        return self._local_path(name).read_bytes()
+
+    def write_object(self, name, data):
+        """Replace (or create) the object name with data."""
+        if self.kind == "swift":
+            return self.swift.put(self.container, name, data)
+        p = self._local_path(name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+
+    def delete_object(self, name):
+        if self.kind == "swift":
+            return self.swift.delete(self.container, name)
+        self._local_path(name).unlink()
+
+    def repository_exists(self):
+        """The directory, or the container, exists."""
+        if self.kind == "swift":
+            return self.swift.container_exists(self.container)
+        return self.repo.exists()
+
+    def remove_repository(self):
+        """Remove the repository whole (directory or container)."""
+        if self.kind == "swift":
+            self.swift.empty_and_delete(self.container)
+        elif self.repo.exists():
+            shutil.rmtree(self.repo)
 
     def src(self, name="vol1"):
         return Path(self.instances[name]["path"])
@@ -542,7 +1010,7 @@ class Env:
 
     def config(self, **over):
         conf = {
-            "backend": {"type": "local", "path": str(self.repo)},
+            "backend": self.backend_config(),
             "key_file": str(self.key),
             "state_dir": str(self.state),
             "instances": self.instances,
@@ -615,6 +1083,12 @@ class Env:
         if self._public is not None and \
                 not any(in_mount_table(d.mnt) for d in self.daemons):
             shutil.rmtree(self._public, ignore_errors=True)
+        if self.kind == "swift" and not any(d.alive() for d in self.daemons):
+            try:
+                self.remove_repository()
+            except OSError as e:
+                problems.append("cannot delete the container %s: %s"
+                                % (self.container, e))
         return problems
 
 
@@ -691,14 +1165,15 @@ def util():
 
 
 @pytest.fixture
-def env_factory(request):
-    """make(base) -> Env: a repository layout under base (not initialized,
-    no instances yet).  At the end of the test every mount of every Env is
-    stopped and its log checked."""
+def env_factory(request, backend):
+    """make(base) -> Env: a repository layout under base on this test's
+    backend (not initialized, no instances yet).  At the end of the test
+    every mount of every Env is stopped and its log checked, and a Swift
+    container deleted."""
     envs = []
 
     def make(base):
-        e = Env(base, request.node)
+        e = Env(base, request.node, backend)
         envs.append(e)
         return e
 
@@ -733,10 +1208,10 @@ def mnt(vol1):
 
 
 @pytest.fixture
-def shared_mount(request):
+def shared_mount(request, backend):
     """Per-test view of a module-scoped Mount (the module defines a fixture
-    `module_mount`): registers it for the reproducer and checks the log
-    lines the test produced."""
+    `module_mount`, on `backend`): registers it for the reproducer and
+    checks the log lines the test produced."""
     m = request.getfixturevalue("module_mount")
     request.node._bfs_daemons = [m]
     since = m._log_size()
@@ -750,10 +1225,10 @@ def shared_mount(request):
                     % (m.log_path, "\n  ".join(bad[:20])), pytrace=False)
 
 
-def module_env(tmp_path_factory, name):
-    """An Env for a module-scoped fixture; call finish_module_env() at its
-    end."""
-    return Env(tmp_path_factory.mktemp(name))
+def module_env(tmp_path_factory, name, backend):
+    """An Env on backend (the module-scoped fixture `backend`) for a
+    module-scoped fixture; call finish_module_env() at its end."""
+    return Env(tmp_path_factory.mktemp(name), backend=backend)
 
 
 def finish_module_env(e, allowed=()):

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 
-def chunk_files(repo):
-    """Relative names of the files under REPO/chunks."""
-    root = Path(repo) / "chunks"
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+def chunk_files(env):
+    """Names of the chunk objects of env's repository."""
+    return set(env.objects("chunks/"))
 
 
 def backup_of_label(util, m, label, instance="vol1"):
@@ -42,14 +41,17 @@ def test_init_creates_key_file_0600(env):
 def test_init_creates_repository(env):
     env.add_instance("vol1")
     env.init()
-    assert os.listdir(env.repo), "init wrote nothing into the repository"
+    assert env.objects(), "init wrote nothing into the repository"
 
 
 def test_init_creates_missing_repository_dir(env):
+    """The directory, or the Swift container, is created if missing."""
     env.add_instance("vol1")
-    os.rmdir(env.repo)
+    env.remove_repository()
+    assert not env.repository_exists()
     env.init()
-    assert os.listdir(env.repo)
+    assert env.repository_exists()
+    assert env.objects()
 
 
 def test_init_twice_fails(env):
@@ -201,10 +203,10 @@ def test_gc_with_nothing_unreferenced(util, env):
         d / "a.bin", 3 * util.MiB, 1))
     env.init()
     env.snapshot("vol1")
-    before = chunk_files(env.repo)
-    assert before, "no chunk files under REPO/chunks"
+    before = chunk_files(env)
+    assert before, "no chunk objects under chunks/"
     env.ctl("gc")
-    assert chunk_files(env.repo) == before
+    assert chunk_files(env) == before
 
 
 @pytest.fixture
@@ -222,20 +224,20 @@ def deleted(util, env):
     os.unlink(m.backup(backup_of_label(util, m, "old")))
     problems = m.stop()
     assert not problems, problems
-    return env, chunk_files(env.repo)
+    return env, chunk_files(env)
 
 
 def test_gc_removes_unreferenced_chunks(env, deleted):
     env, before = deleted
     env.ctl("gc")
-    after = chunk_files(env.repo)
+    after = chunk_files(env)
     assert after < before, "gc removed no chunk of the deleted backup"
 
 
 def test_gc_prints_what_it_removed(env, deleted):
     env, before = deleted
     r = env.ctl("gc")
-    removed = before - chunk_files(env.repo)
+    removed = before - chunk_files(env)
     out = r.stdout + r.stderr
     assert str(len(removed)) in out or \
         all(Path(c).name in out for c in removed), r.describe()
@@ -255,6 +257,6 @@ def test_gc_keeps_referenced_backup_readable(util, env, deleted):
 def test_gc_twice_removes_nothing_more(env, deleted):
     env, _ = deleted
     env.ctl("gc")
-    once = chunk_files(env.repo)
+    once = chunk_files(env)
     env.ctl("gc")
-    assert chunk_files(env.repo) == once
+    assert chunk_files(env) == once

@@ -32,8 +32,8 @@ def in_restore(st):
 
 
 @pytest.fixture(scope="module")
-def scenario(util, tmp_path_factory):
-    env = util.module_env(tmp_path_factory, "busy")
+def scenario(util, tmp_path_factory, backend):
+    env = util.module_env(tmp_path_factory, "busy", backend)
     with util.Watchdog(600, "the busy scenario"):
         obs = run_scenario(util, env)
     yield obs

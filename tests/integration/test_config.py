@@ -94,12 +94,12 @@ def test_config_not_an_object(util, good):
 def test_syntax_error_names_file_line_and_column(util, good):
     # line 5 lacks the comma that line 4 needs
     text = ("{\n"
-            ' "backend": {"type": "local", "path": %s},\n'
+            ' "backend": %s,\n'
             ' "key_file": %s,\n'
             ' "state_dir": %s\n'
             ' "instances": {}\n'
-            "}\n") % (json.dumps(str(good.repo)), json.dumps(str(good.key)),
-                      json.dumps(str(good.state)))
+            "}\n") % (json.dumps(good.backend_config()),
+                      json.dumps(str(good.key)), json.dumps(str(good.state)))
     cfg = good.base / "syntax.json"
     cfg.write_text(text)
     msg = start_bad(util, good, cfg)
@@ -130,11 +130,16 @@ def test_unknown_key_is_named(util, good, where, key):
     assert key in without(msg, cfg), msg
 
 
+# "backend.where": the key that says where the repository is
+WHERE = {"local": "path", "swift": "container"}
+
+
 @pytest.mark.parametrize("field", [
-    "backend", "key_file", "state_dir", "backend.type", "backend.path",
+    "backend", "key_file", "state_dir", "backend.type", "backend.where",
     "instance.datastore", "instance.path",
 ])
 def test_missing_field_is_named(util, good, field):
+    field = field.replace(".where", "." + WHERE[good.kind])
     conf = good.config()
     conf["instances"] = {"vol1": dict(good.instances["vol1"])}
     if field.startswith("backend."):

@@ -66,8 +66,8 @@ _streams = {}   # case -> its verified backup stream (see stream())
 
 
 @pytest.fixture(scope="module")
-def module_mount(util, tmp_path_factory):
-    env = util.module_env(tmp_path_factory, "content")
+def module_mount(util, tmp_path_factory, backend):
+    env = util.module_env(tmp_path_factory, "content", backend)
     with util.Watchdog(600, "the content module's setup"):
         for name, size in SINGLE.items():
             env.add_instance(name, tree=fill_single(util, name, size))

@@ -56,9 +56,9 @@ def wait_until(pred, what, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def killed_snapshot(util, tmp_path_factory):
+def killed_snapshot(util, tmp_path_factory, backend):
     """A snapshot (copy mode) killed while its temporary copy exists."""
-    env = util.module_env(tmp_path_factory, "crash-snap")
+    env = util.module_env(tmp_path_factory, "crash-snap", backend)
     with util.Watchdog(600, "the killed snapshot"):
         env.add_instance("vol1", tree=fill_big(util), snapshot="copy")
         env.init()
@@ -79,8 +79,8 @@ def killed_snapshot(util, tmp_path_factory):
         obs["status"] = util.status(inst)
         # manifest objects are named <timestamp>_<size>
         obs["manifests"] = sorted(
-            n.rsplit("_", 1)[0]
-            for n in os.listdir(env.repo / "manifests" / "vol1"))
+            n.rsplit("/", 1)[1].rsplit("_", 1)[0]
+            for n in env.objects("manifests/vol1/"))
         # the instance works again: a new snapshot completes
         obs["after"] = util.snapshot_via_mount(inst, "after")[1]
     yield obs
@@ -119,9 +119,9 @@ def test_killed_snapshot_instance_usable_again(killed_snapshot):
 
 
 @pytest.fixture(scope="module")
-def killed_restore(util, tmp_path_factory):
+def killed_restore(util, tmp_path_factory, backend):
     """A restore killed while it applies (MAINTENANCE)."""
-    env = util.module_env(tmp_path_factory, "crash-restore")
+    env = util.module_env(tmp_path_factory, "crash-restore", backend)
     with util.Watchdog(600, "the killed restore"):
         src = env.add_instance("vol1", tree=fill_big(util), snapshot="none")
         env.init()

@@ -2,9 +2,10 @@
 """tools/keystone-server.sh: Keystone v3 on 5000 and the Swift proxy on 8081
 that trusts it, checked with plain HTTP (urllib).
 
-The module starts the servers with the script (which starts the tempauth
-Swift first) and fails, with the script's output and log tails, if they
-cannot start; it stops at the end only what was not running before.  What is
+The session fixture keystone_server (conftest.py) starts the servers with
+the script (after the tempauth Swift) and fails, with the script's output,
+if they cannot start; it stops at the end only what was not running
+before.  What is
 checked: a password token for tester in project test carries a catalog that
 points at 8081 and works there (container and object PUT, GET, listing); a
 wrong password and a bogus token get 401; a token from tester's application
@@ -15,7 +16,6 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -25,61 +25,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "tools" / "keystone-server.sh"
-SWIFT_SCRIPT = REPO_ROOT / "tools" / "swift-server.sh"
 KS = "http://127.0.0.1:5000/v3"
 PROXY = "http://127.0.0.1:8081"
-START_TIMEOUT = 300     # from nothing: Swift, offline init, users
-
-
-def run_script(script, cmd, timeout):
-    try:
-        r = subprocess.run([str(script), cmd], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout,
-                           start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("%s %s: no result after %d s\n--- stdout\n%s\n--- "
-                    "stderr\n%s" % (script, cmd, timeout, e.stdout, e.stderr),
-                    pytrace=False)
-    return r
-
-
-def log_tails():
-    state = Path(os.environ.get("BACKUPFS_KEYSTONE_DIR",
-                                "/var/tmp/backupfs-keystone"))
-    out = []
-    for name in ("keystone.log", "keystone-app.log", "proxy.log",
-                 "init.log"):
-        p = state / "log" / name
-        try:
-            lines = p.read_text(errors="replace").splitlines()[-20:]
-        except OSError as e:
-            lines = ["(%s)" % e]
-        out.append("--- %s\n%s" % (p, "\n".join(lines)))
-    return "\n".join(out)
 
 
 @pytest.fixture(scope="module")
-def servers():
-    """Started servers and the `env` of the script (a dict)."""
-    swift_was_up = run_script(SWIFT_SCRIPT, "status", 60).returncode == 0
-    ks_was_up = run_script(SCRIPT, "status", 60).returncode == 0
-    r = run_script(SCRIPT, "start", START_TIMEOUT)
-    if r.returncode != 0:
-        pytest.fail("tools/keystone-server.sh start failed (status %d)\n"
-                    "--- stdout\n%s--- stderr\n%s\n%s"
-                    % (r.returncode, r.stdout, r.stderr, log_tails()),
-                    pytrace=False)
-    env = {}
-    for line in run_script(SCRIPT, "env", 60).stdout.splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            env[k] = v
-    yield env
-    if not ks_was_up:
-        run_script(SCRIPT, "stop", 60)
-    if not swift_was_up:
-        run_script(SWIFT_SCRIPT, "stop", 60)
+def servers(keystone_server):
+    """Started servers (once for the session, by conftest.py) and the `env`
+    of the script (a dict)."""
+    return keystone_server.env
 
 
 def call(method, url, token=None, body=None, headers=None, timeout=30):

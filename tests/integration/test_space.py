@@ -41,6 +41,10 @@ def fill_random(util, mib):
     return fill
 
 
+# Local only: the repository is a small tmpfs.  Swift has no notion of free
+# space (an object store without quotas never says it is full), so there is
+# nothing to check before a snapshot there.
+@pytest.mark.backends("local")
 def test_snapshot_refused_when_repository_too_small(util, small_fs, env):
     env.repo = small_fs("repo2", "24m")
     env.add_instance("vol1", tree=fill_random(util, 40), snapshot="none")
@@ -51,8 +55,7 @@ def test_snapshot_refused_when_repository_too_small(util, small_fs, env):
     assert err == errno.ENOSPC, os.strerror(err) if err else "accepted"
     assert m.backups() == []
     assert not os.path.exists(inst / "snapshots" / "too-big")
-    assert os.listdir(env.repo / "manifests") == [] \
-        if os.path.exists(env.repo / "manifests") else True
+    assert env.objects("manifests/") == {}
 
 
 def test_restore_spool_full_is_enospc(util, small_fs, env):

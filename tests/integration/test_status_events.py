@@ -104,10 +104,10 @@ def test_events_append_only(util, mnt):
 
 
 @pytest.fixture(scope="module")
-def running(util, tmp_path_factory):
+def running(util, tmp_path_factory, backend):
     """A snapshot of 128 MiB of random data started through the mount;
     (job, status, job) samples taken while it ran, and the final job."""
-    env = util.module_env(tmp_path_factory, "running")
+    env = util.module_env(tmp_path_factory, "running", backend)
     with util.Watchdog(400, "the running-snapshot scenario"):
         env.add_instance("vol1", tree=lambda d: util.write_random(
             d / "random.bin", 128 * util.MiB, 5))

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The swift backend against a real OpenStack Swift on loopback.
 
-The module fixture starts the all-in-one with tools/swift-server.sh (and
-stops it at the end only if it was not running before).  Then:
+The session fixture swift_server (conftest.py) starts the all-in-one with
+tools/swift-server.sh (and stops it at the end of the session only if it
+was not running before).  Then:
 
   - build/tests/swift/test_swift, the C suite (BACKUPFS_TEST_SWIFT_BIN),
     must pass;
@@ -33,7 +34,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER = str(REPO_ROOT / "tools/swift-server.sh")
 TEST_SWIFT = (os.environ.get("BACKUPFS_TEST_SWIFT_BIN")
               or str(REPO_ROOT / "build/tests/swift/test_swift"))
 STATE = os.environ.get("BACKUPFS_SWIFT_DIR", "/var/tmp/backupfs-swift")
@@ -127,21 +127,9 @@ class Swift:
 
 
 @pytest.fixture(scope="module")
-def swift():
-    """The all-in-one, started unless it runs already (then left running)."""
-    was_running = subprocess.run([SERVER, "status"], capture_output=True,
-                                 timeout=60).returncode == 0
-    r = subprocess.run([SERVER, "start"], capture_output=True, text=True,
-                       errors="replace", timeout=300)
-    if r.returncode != 0:
-        pytest.fail("tools/swift-server.sh start failed:\n%s%s"
-                    % (r.stdout, r.stderr), pytrace=False)
-    out = subprocess.run([SERVER, "env"], capture_output=True, text=True,
-                         check=True).stdout
-    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    yield Swift(env)
-    if not was_running:
-        subprocess.run([SERVER, "stop"], capture_output=True, timeout=120)
+def swift(swift_server):
+    """The all-in-one (started once for the session by conftest.py)."""
+    return Swift(swift_server.env)
 
 
 @pytest.fixture

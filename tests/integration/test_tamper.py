@@ -6,7 +6,6 @@ import errno
 import os
 import random
 import re
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ MiB = 1 << 20
 pytestmark = pytest.mark.log_errors()
 
 
-def chunk_files(repo):
-    return {p for p in (Path(repo) / "chunks").rglob("*") if p.is_file()}
+def chunk_objects(env):
+    """{name: size} of the chunk objects of env's repository."""
+    return env.objects("chunks/")
 
 
 @pytest.fixture
@@ -25,16 +25,17 @@ def tampered(util, env):
     """vol2 (sample tree) and vol1 (8 MiB random) backed up; the largest
     chunk of vol1's backup gets one byte flipped in its middle; then
     mounted with a fresh state dir (nothing cached anywhere).  Returns
-    (mount, the true stream of vol1's backup, the chunk's path)."""
+    (mount, the true stream of vol1's backup, the chunk's object name)."""
     env.add_instance("vol2", tree="sample")
     src = env.add_instance("vol1", tree=lambda d: util.write_random(
         d / "data.bin", 8 * MiB, 42))
     env.init()
     env.snapshot("vol2")
-    before = chunk_files(env.repo)
+    before = chunk_objects(env)
     env.snapshot("vol1")
-    mine = chunk_files(env.repo) - before
-    assert mine, "vol1's backup added no chunk file"
+    after = chunk_objects(env)
+    mine = set(after) - set(before)
+    assert mine, "vol1's backup added no chunk object"
 
     m = env.mount()
     true = util.read_file(m.backup(m.backups()[0]))
@@ -43,13 +44,10 @@ def tampered(util, env):
     problems = m.stop()
     assert not problems, problems
 
-    chunk = max(mine, key=lambda p: (p.stat().st_size, str(p)))
-    with open(chunk, "r+b") as f:
-        mid = chunk.stat().st_size // 2
-        f.seek(mid)
-        b = f.read(1)
-        f.seek(mid)
-        f.write(bytes([b[0] ^ 0xFF]))
+    chunk = max(mine, key=lambda n: (after[n], n))
+    data = bytearray(env.read_object(chunk))
+    data[len(data) // 2] ^= 0xFF
+    env.write_object(chunk, bytes(data))
 
     cold = env.base / "cold-state"
     cold.mkdir()
@@ -142,7 +140,7 @@ def test_random_preads_eio_or_correct(tampered):
 def test_error_logged_naming_chunk(util, tampered):
     m, true, chunk = tampered
     read_until_error(m.backup(m.backups()[0]))
-    cid = chunk.name
+    cid = chunk.rsplit("/", 1)[1]
     lines = [l for l in m.log_text().splitlines()
              if util.ERROR_LINE_RE.search(l)]
     named = [l for l in lines
