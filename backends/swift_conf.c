@@ -665,8 +665,6 @@ static int swift_conf_env(struct swift_conf *c, char *err, size_t errlen)
 	if (!ret)
 		ret = swift_env_set(&c->preset_token, "OS_AUTH_TOKEN", err,
 				    errlen);
-	if (!ret && !c->cacert)
-		ret = swift_env_set(&c->cacert, "OS_CACERT", err, errlen);
 	if (!ret && !c->region)
 		ret = swift_env_set(&c->region, "OS_REGION_NAME", err, errlen);
 	if (!ret && !c->interface) {
@@ -773,6 +771,11 @@ int swift_conf_parse(json_t *conf, struct swift_conf *c, char *err,
 		ret = swift_conf_auth(c, &seen, err, errlen);
 	else if (!ret)
 		ret = swift_conf_env(c, err, errlen);
+	/* Trust is not part of the credentials: as for the swift and
+	 * openstack CLIs, OS_CACERT applies whenever no CA is given, also to
+	 * an auth_url from the config. */
+	if (!ret && !c->cacert)
+		ret = swift_env_set(&c->cacert, "OS_CACERT", err, errlen);
 	if (!ret)
 		ret = swift_check_interface(c, err, errlen);
 	if (!ret)

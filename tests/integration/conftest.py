@@ -531,6 +531,26 @@ class Mount(Daemon):
         self.start()
 
 
+def mount_refused(env, cfg, env_vars=None, what="a bad config"):
+    """Start backupfs (daemonizing, as an operator would) on cfg; require
+    that it fails without mounting; returns its stderr.  env_vars: more
+    environment for it."""
+    mnt = env.base / "badmnt"
+    mnt.mkdir(exist_ok=True)
+    e = dict(os.environ)
+    e.update(env_vars or {})
+    r = run([BACKUPFS, "-o", "config=%s" % cfg, mnt], timeout=60, env=e)
+    if in_mount_table(mnt):
+        u = run([FUSERMOUNT, "-u", mnt], timeout=30)
+        if u.returncode != 0:
+            run([FUSERMOUNT, "-z", "-u", mnt], timeout=30)
+        pytest.fail("backupfs mounted %s:\n%s" % (what, r.describe()))
+    assert r.returncode != 0, "backupfs accepted %s:\n%s" % (what,
+                                                             r.describe())
+    assert r.stderr.strip(), "no message on stderr:\n" + r.describe()
+    return r.stderr
+
+
 def _kill_leftover_daemons():
     with _LIVE_LOCK:
         left = list(_LIVE)

@@ -17,6 +17,10 @@ In process:
     fp.count(method="GET", status=503)        # from the request log
     fp.stop()
 
+FaultProxy(upstream, tls=(CERT_FILE, KEY_FILE)) speaks HTTPS to its
+clients (fp.url is https://...) and plain HTTP to the upstream: the TLS
+tests put it in front of Swift.
+
 Out of process:
 
     python3 faultproxy.py --listen 127.0.0.1:0 --upstream URL \\
@@ -114,6 +118,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -250,8 +255,11 @@ class FaultProxy:
 
     def __init__(self, upstream, listen="127.0.0.1", port=0, routes=None,
                  control_file=None, log_file=None,
-                 upstream_timeout=UPSTREAM_TIMEOUT):
+                 upstream_timeout=UPSTREAM_TIMEOUT, tls=None):
         self.upstream = _base_url(upstream)
+        # tls: (certificate file, key file): clients speak HTTPS to the
+        # proxy (the upstream is still plain HTTP)
+        self.tls = tls
         self.routes = sorted(((p.rstrip("/") or "/", _base_url(u))
                               for p, u in (routes or {}).items()),
                              key=lambda r: -len(r[0]))
@@ -282,6 +290,14 @@ class FaultProxy:
         if self.log_file:
             self._log_fp = open(self.log_file, "a", encoding="utf-8")
         self._server = _Server((self.listen, self.port), _Handler, self)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            # the handshake happens in the handler's thread, at its first
+            # read: a slow client never holds up the accept loop
+            self._server.socket = ctx.wrap_socket(
+                self._server.socket, server_side=True,
+                do_handshake_on_connect=False)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
@@ -323,7 +339,11 @@ class FaultProxy:
     def url(self):
         host = self.listen if self.listen not in ("", "0.0.0.0") \
             else "127.0.0.1"
-        return "http://%s:%d" % (host, self.port)
+        return "%s://%s:%d" % (self.scheme, host, self.port)
+
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
 
     # -- rules ------------------------------------------------------------
 
@@ -809,7 +829,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if fp._stopping.wait(rule.delay):
                 raise ClientGone("proxy stopping")
 
-        proxy_base = "http://" + (self.headers.get("Host") or
+        proxy_base = fp.scheme + "://" + (self.headers.get("Host") or
                                   "%s:%d" % self.server.server_address[:2])
         headers = []
         for k, v in resp.getheaders():

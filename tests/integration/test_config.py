@@ -19,20 +19,7 @@ def good(env):
 
 
 def start_bad(util, env, cfg):
-    """Start backupfs (daemonizing, as an operator would) on cfg; require
-    that it fails without mounting; returns its stderr."""
-    mnt = env.base / "badmnt"
-    mnt.mkdir(exist_ok=True)
-    r = util.run([util.BACKUPFS, "-o", "config=%s" % cfg, mnt], timeout=60)
-    if util.in_mount_table(mnt):
-        u = util.run([util.FUSERMOUNT, "-u", mnt], timeout=30)
-        if u.returncode != 0:
-            util.run([util.FUSERMOUNT, "-z", "-u", mnt], timeout=30)
-        pytest.fail("backupfs mounted a bad config:\n" + r.describe())
-    assert r.returncode != 0, "backupfs accepted a bad config:\n" + \
-        r.describe()
-    assert r.stderr.strip(), "no message on stderr:\n" + r.describe()
-    return r.stderr
+    return util.mount_refused(env, cfg)
 
 
 def without(msg, *paths):
