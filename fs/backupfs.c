@@ -895,7 +895,7 @@ static void fs_usage(const char *prog)
 	       "The configuration file:\n"
 	       "  {\"backend\": {\"type\": \"local\", \"path\": DIR},\n"
 	       "   \"key_file\": FILE, \"state_dir\": DIR,\n"
-	       "   \"cache_size\": \"256M\", \"readahead\": 4, "
+	       "   \"cache_size\": \"256M\", \"readahead\": 8, "
 	       "\"log_level\": \"info\",\n"
 	       "   \"instances\": {ID: {\"datastore\": \"files\", \"path\": "
 	       "DIR,\n"

@@ -6,7 +6,7 @@
  *   key_file    string, required: the repository key (mode 0600)
  *   state_dir   string, required: journals, spools, job records, events
  *   cache_size  string or integer, optional: decoded-chunk cache ("256M")
- *   readahead   integer, optional: chunks decoded ahead of a reader (4)
+ *   readahead   integer, optional: chunks decoded ahead of a reader (8)
  *   log_level   string, optional: "error", "warning", "info", "debug"
  *   instances   object, optional: id -> instance config (datastore keys)
  *
@@ -35,7 +35,7 @@ struct bfs_config {
 };
 
 #define BFS_DEFAULT_CACHE_BYTES (256ull << 20)
-#define BFS_DEFAULT_READAHEAD 4
+#define BFS_DEFAULT_READAHEAD 8
 
 /*
  * Load and check a config file: *out is new.  On error (-errno), err gets

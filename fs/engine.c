@@ -686,13 +686,27 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 	return 0;
 }
 
+/*
+ * Pool threads block on the backend (a chunk GET or PUT) as well as doing
+ * the CPU work, so their number bounds the requests in flight: one per
+ * core is too few to hide a remote backend's latency on a small machine.
+ */
+#define ENGINE_MIN_THREADS 8
+
+static unsigned engine_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > ENGINE_MIN_THREADS ? (unsigned)n : ENGINE_MIN_THREADS;
+}
+
 int bfs_engine_start(struct bfs_engine *e)
 {
 	int ret;
 
-	ret = bfs_pool_new(0, &e->read_pool);
+	ret = bfs_pool_new(engine_threads(), &e->read_pool);
 	if (!ret)
-		ret = bfs_pool_new(0, &e->write_pool);
+		ret = bfs_pool_new(engine_threads(), &e->write_pool);
 	if (!ret)
 		ret = bfs_cache_new(e->repo, e->read_pool,
 				    (size_t)e->conf->cache_bytes, &e->cache);

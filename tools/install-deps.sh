@@ -11,8 +11,9 @@ build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
 	libarchive-dev)
 # python3-pytest runs the integration suite, attr gives getfattr (demo),
 # btrfs-progs and xfsprogs make loop file systems for snapshot tests,
-# restic is the benchmark's point of comparison.
-test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic
+# restic is the benchmark's point of comparison, rclone (rclone mount of
+# a Swift object) that of tools/bench --backend swift.
+test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic rclone
 	# a real OpenStack Swift all-in-one and Keystone v3 on loopback
 	# (tools/swift-server.sh, tools/keystone-server.sh)
 	swift swift-proxy swift-account swift-container swift-object
