@@ -12,8 +12,9 @@ build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
 # python3-pytest runs the integration suite, attr gives getfattr (demo),
 # btrfs-progs and xfsprogs make loop file systems for snapshot tests,
 # restic is the benchmark's point of comparison, rclone (rclone mount of
-# a Swift object) that of tools/bench --backend swift.
-test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic rclone
+# a Swift object) that of tools/bench --backend swift; openssl and gzip
+# make Trove's legacy backups in the tests exactly as Trove did.
+test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic rclone openssl gzip
 	# a real OpenStack Swift all-in-one and Keystone v3 on loopback
 	# (tools/swift-server.sh, tools/keystone-server.sh)
 	swift swift-proxy swift-account swift-container swift-object
