@@ -478,6 +478,27 @@ static int mf_chunk_from_json(json_t *c, size_t i, struct bfs_chunk_ref *ref,
 	return 0;
 }
 
+int bfs_manifest_is_trove(const struct bfs_manifest *m)
+{
+	return m->format && !strcmp(m->format, BFS_FORMAT_TROVE);
+}
+
+/* An imported Trove backup has no chunks: its bytes are a legacy object
+ * that extra.trove describes (docs/FORMAT.md). */
+static int mf_check_trove(const struct bfs_manifest *m, size_t nchunks,
+			  char *err, size_t errlen)
+{
+	if (nchunks) {
+		bfs_errf(err, errlen, "a Trove backup with chunks");
+		return -EBADMSG;
+	}
+	if (!json_is_object(json_object_get(m->extra, "trove"))) {
+		bfs_errf(err, errlen, "a Trove backup without \"extra.trove\"");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 static int mf_from_json_chunks(json_t *root, struct bfs_manifest *m, char *err,
 			       size_t errlen)
 {
@@ -508,6 +529,8 @@ static int mf_from_json_chunks(json_t *root, struct bfs_manifest *m, char *err,
 		off += m->chunks[i].size;
 		m->nchunks = i + 1;
 	}
+	if (bfs_manifest_is_trove(m))
+		return mf_check_trove(m, n, err, errlen);
 	if (off != m->size) {
 		bfs_errf(err, errlen, "chunk sizes add up to %llu, not %llu",
 			  (unsigned long long)off, (unsigned long long)m->size);

@@ -50,6 +50,11 @@ struct bfs_manifest {
 	struct bfs_chunk_ref *chunks;
 };
 
+/* The format of an imported Trove backup: no chunks; its size is the
+ * verified plaintext size and extra.trove says where its bytes are. */
+#define BFS_FORMAT_TROVE "trove"
+int bfs_manifest_is_trove(const struct bfs_manifest *m);
+
 /* A zeroed manifest with empty strategy and extra objects: new. */
 struct bfs_manifest *bfs_manifest_new(void);
 void bfs_manifest_free(struct bfs_manifest *m);
