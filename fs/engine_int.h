@@ -76,6 +76,7 @@ struct bfs_instance {
 	size_t nbackups;
 	time_t listed;    /* when backups was listed; 0 = stale */
 	struct bfs_job *job;         /* running job, or NULL */
+	int job_threads;             /* job threads not yet returned */
 	struct bfs_restore *restore; /* restore being spooled, or NULL */
 	json_t *records;  /* label -> snapshot job record */
 	json_t *last;     /* {"backup": ..., "restore": ...} */

@@ -403,6 +403,7 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 static void *snap_thread(void *arg)
 {
 	struct bfs_job *job = arg;
+	struct bfs_instance *inst = job->inst;
 	struct bfs_manifest *m = bfs_manifest_new();
 	char err[1024] = "";
 	int ret;
@@ -415,6 +416,12 @@ static void *snap_thread(void *arg)
 	snap_finish(job, m, ret, err);
 	bfs_manifest_free(m);
 	job_free(job);
+	/* The last touch of the instance: after this the engine may free
+	 * it (jobs_wait_all). */
+	pthread_mutex_lock(&inst->lock);
+	inst->job_threads--;
+	pthread_cond_broadcast(&inst->job_done);
+	pthread_mutex_unlock(&inst->lock);
 	return NULL;
 }
 
@@ -484,9 +491,11 @@ static int snap_launch(struct bfs_instance *inst, struct bfs_job *job)
 	}
 	json_object_set_new(inst->records, job->label, rec);
 	inst->job = job;
+	inst->job_threads++;
 	ret = pthread_create(&job->thread, NULL, snap_thread, job);
 	if (ret) {
 		inst->job = NULL;
+		inst->job_threads--;
 		json_object_del(inst->records, job->label);
 		journal_clear(inst);
 		return -ret;
@@ -650,7 +659,9 @@ int bfs_instance_snapshot_forget(struct bfs_instance *inst, const char *label)
 void jobs_wait_all(struct bfs_instance *inst)
 {
 	pthread_mutex_lock(&inst->lock);
-	while (inst->job)
+	/* The job ends (its record is final) before its thread does: wait
+	 * for both, or the thread would use a freed instance. */
+	while (inst->job || inst->job_threads)
 		pthread_cond_wait(&inst->job_done, &inst->lock);
 	pthread_mutex_unlock(&inst->lock);
 }

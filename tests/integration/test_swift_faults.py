@@ -174,9 +174,11 @@ AFTER = 2       # chunk PUTs that succeed before the failures start
 UPLOAD_ERRORS = [
     swift_gave_up("PUT", r"503 .*"),
     r"^backupfs: error: snapshot 'doomed' of instance 'vol1' failed: "
-    # (the file named is where the writer was when the failed upload of an
-    # earlier piece was noticed)
-    r"cannot write '[^']+' to the backup: Input/output error$",
+    # Who notices first: the writer of the tar (the file named is where
+    # it was when the failed upload of an earlier piece came back), or
+    # the end of the stream, waiting for the last uploads.
+    r"(cannot write '[^']+' to the backup|storing chunks failed): "
+    r"Input/output error$",
 ]
 
 
