@@ -72,6 +72,35 @@ int bfs_backend_open(json_t *conf, struct bfs_backend **out, char *err,
 	return -EINVAL;
 }
 
+int bfs_backend_open_container(json_t *conf, const char *container,
+			       struct bfs_backend **out, char *err,
+			       size_t errlen)
+{
+	const char *type = json_string_value(json_object_get(conf, "type"));
+	json_t *copy;
+	int ret;
+
+	*out = NULL;
+	if (!type || strcmp(type, "swift")) {
+		snprintf(err, errlen,
+			 "the %s backend has no containers: container "
+			 "\"%.64s\" needs a swift backend",
+			 type ? type : "(untyped)", container);
+		return -EOPNOTSUPP;
+	}
+	copy = json_deep_copy(conf);
+	if (!copy ||
+	    json_object_set_new(copy, "container", json_string(container)) ||
+	    json_object_set_new(copy, "create_container", json_false())) {
+		json_decref(copy);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = bfs_backend_open(copy, out, err, errlen);
+	json_decref(copy);
+	return ret;
+}
+
 void bfs_backend_close(struct bfs_backend *be)
 {
 	if (be)
@@ -199,4 +228,30 @@ int bfs_backend_space(struct bfs_backend *be, uint64_t *avail)
 	if (!be->ops->space)
 		return -EOPNOTSUPP;
 	return be->ops->space(be, avail);
+}
+
+int bfs_backend_info(struct bfs_backend *be, const char *name,
+		     struct bfs_object_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!bfs_backend_name_ok(name)) {
+		be_refuse("name", name);
+		return -EINVAL;
+	}
+	if (!be->ops->info)
+		return -EOPNOTSUPP;
+	return be->ops->info(be, name, out);
+}
+
+const char *bfs_object_layout_name(int layout)
+{
+	switch (layout) {
+	case BFS_LAYOUT_SINGLE:
+		return "single";
+	case BFS_LAYOUT_DLO:
+		return "dlo";
+	case BFS_LAYOUT_SLO:
+		return "slo";
+	}
+	return "?";
 }

@@ -34,6 +34,27 @@ struct bfs_backend;
 typedef int (*bfs_list_cb)(const char *name, uint64_t size, int is_prefix,
 			   void *arg);
 
+/* How an object is stored (Swift's large objects read as one). */
+enum bfs_object_layout {
+	BFS_LAYOUT_SINGLE = 0, /* a plain object */
+	BFS_LAYOUT_DLO = 1,    /* a manifest with X-Object-Manifest */
+	BFS_LAYOUT_SLO = 2,    /* a manifest with X-Static-Large-Object */
+};
+
+#define BFS_INFO_ETAG_MAX 72
+#define BFS_INFO_META_MAX 128
+
+/* What bfs_backend_info() tells about one object.  Strings are "" when
+ * the backend does not know them (or they did not fit). */
+struct bfs_object_info {
+	uint64_t size;		      /* of the whole object, joined */
+	char etag[BFS_INFO_ETAG_MAX]; /* quotes stripped */
+	int layout;		      /* enum bfs_object_layout */
+	/* X-Object-Meta-Datastore and -Datastore-Version (Trove's) */
+	char datastore[BFS_INFO_META_MAX];
+	char datastore_version[BFS_INFO_META_MAX];
+};
+
 struct bfs_backend_ops {
 	const char *name;
 	/*
@@ -50,6 +71,10 @@ struct bfs_backend_ops {
 	int (*remove)(struct bfs_backend *be, const char *name);
 	/* Size of an object; -ENOENT if missing. */
 	int (*stat)(struct bfs_backend *be, const char *name, uint64_t *size);
+	/* Optional: size, ETag, layout and metadata of an object (one
+	 * HEAD); out is zeroed by the wrapper.  -ENOENT if missing. */
+	int (*info)(struct bfs_backend *be, const char *name,
+		    struct bfs_object_info *out);
 	/* Objects whose names start with prefix, in byte order of name.
 	 * delimiter is 0 or '/'. */
 	int (*list)(struct bfs_backend *be, const char *prefix, char delimiter,
@@ -71,6 +96,15 @@ struct bfs_backend {
  */
 int bfs_backend_open(json_t *conf, struct bfs_backend **out, char *err,
 		     size_t errlen);
+/*
+ * Open the backend of conf (borrowed) on another container of the same
+ * account, never creating it: a copy of conf with "container" replaced
+ * and "create_container" false.  A missing container is -ENOENT with a
+ * message naming it; a backend without containers (local) -EOPNOTSUPP.
+ */
+int bfs_backend_open_container(json_t *conf, const char *container,
+			       struct bfs_backend **out, char *err,
+			       size_t errlen);
 void bfs_backend_close(struct bfs_backend *be);
 
 int bfs_backend_get(struct bfs_backend *be, const char *name, uint64_t off,
@@ -85,6 +119,11 @@ int bfs_backend_list(struct bfs_backend *be, const char *prefix,
 
 /* -EOPNOTSUPP when the backend cannot tell. */
 int bfs_backend_space(struct bfs_backend *be, uint64_t *avail);
+/* -EOPNOTSUPP when the backend has no info op; -ENOENT if missing. */
+int bfs_backend_info(struct bfs_backend *be, const char *name,
+		     struct bfs_object_info *out);
+/* "single", "dlo", "slo" (or "?"). */
+const char *bfs_object_layout_name(int layout);
 
 /* 1 if name is a valid object name (see above), else 0. */
 int bfs_backend_name_ok(const char *name);

@@ -389,6 +389,14 @@ static int local_stat(struct bfs_backend *be, const char *name, uint64_t *size)
 	return 0;
 }
 
+/* A local object is a plain file: no ETag, no metadata. */
+static int local_info(struct bfs_backend *be, const char *name,
+		      struct bfs_object_info *out)
+{
+	out->layout = BFS_LAYOUT_SINGLE;
+	return local_stat(be, name, &out->size);
+}
+
 /*
  * Listing.  A depth-first walk yields full names in byte order when each
  * directory's entries are sorted with a directory sorting as its name
@@ -651,6 +659,7 @@ static const struct bfs_backend_ops local_ops = {
 	.put = local_put,
 	.remove = local_remove,
 	.stat = local_stat,
+	.info = local_info,
 	.list = local_list,
 	.space = local_space,
 	.destroy = local_destroy,

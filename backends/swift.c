@@ -7,7 +7,8 @@
  *    "container": "backupfs"}
  *
  * (all settings, Keystone v3 and the environment: swift_conf.c and
- * docs).  The container is created at open when missing.  Reads are
+ * docs).  The container is created at open when missing, unless
+ * "create_container" is false (a legacy container to read).  Reads are
  * ranged GETs (Swift joins SLO and DLO segments server-side, so large
  * objects read like any other); puts send the body's MD5 as ETag, so
  * Swift refuses a damaged upload, and create-if-absent is If-None-Match.
@@ -191,6 +192,37 @@ static int swift_stat(struct bfs_backend *be, const char *name, uint64_t *size)
 	}
 	if (!ret)
 		*size = (uint64_t)r.clen;
+	swift_req_release(&r);
+	return ret;
+}
+
+/* One HEAD: what Swift says of the object, its large-object kind and
+ * Trove's metadata included. */
+static int swift_info(struct bfs_backend *be, const char *name,
+		      struct bfs_object_info *out)
+{
+	struct swift_backend *sb = swift_of(be);
+	struct swift_req r = {0};
+	int ret;
+
+	ret = swift_name_check("name", name);
+	if (!ret)
+		ret = swift_head(sb, name, &r);
+	if (!ret && r.clen < 0) {
+		bfs_err("swift HEAD \"%s\": no Content-Length in the answer",
+			name);
+		ret = -EIO;
+	}
+	if (!ret) {
+		out->size = (uint64_t)r.clen;
+		out->layout = r.layout;
+		/* all three fit: the request's buffers are no larger */
+		snprintf(out->etag, sizeof(out->etag), "%s", r.etag);
+		snprintf(out->datastore, sizeof(out->datastore), "%s",
+			 r.meta_ds);
+		snprintf(out->datastore_version, sizeof(out->datastore_version),
+			 "%s", r.meta_dsv);
+	}
 	swift_req_release(&r);
 	return ret;
 }
@@ -501,7 +533,7 @@ static int swift_list(struct bfs_backend *be, const char *prefix,
 /* ------------------------------------------------------------------ */
 /* open, destroy */
 
-/* HEAD the container; PUT it when it is missing. */
+/* HEAD the container; PUT it when it is missing (and we may). */
 static int swift_open_container(struct swift_backend *sb, char *err,
 				size_t errlen)
 {
@@ -517,6 +549,13 @@ static int swift_open_container(struct swift_backend *sb, char *err,
 	swift_req_release(&r);
 	if (ret != -ENOENT)
 		return ret;
+	if (!sb->conf.create_container) {
+		bfs_errf(err, errlen,
+			 "swift container \"%s\" does not exist "
+			 "(\"create_container\" is false)",
+			 sb->conf.container);
+		return -ENOENT;
+	}
 	memset(&r, 0, sizeof(r));
 	r.method = "PUT";
 	r.what = sb->conf.container;
@@ -651,6 +690,7 @@ static const struct bfs_backend_ops swift_ops = {
 	.put = swift_put,
 	.remove = swift_remove,
 	.stat = swift_stat,
+	.info = swift_info,
 	.list = swift_list,
 	/* no .space: Swift has no free-space figure worth trusting */
 	.destroy = swift_destroy,

@@ -270,6 +270,18 @@ static int swift_int(json_t *v, const char *key, int min, int max, int *out,
 	return 0;
 }
 
+static int swift_bool(json_t *v, const char *key, int *out, char *err,
+		      size_t errlen)
+{
+	if (!json_is_boolean(v)) {
+		bfs_errf(err, errlen,
+			 "swift backend: \"%s\" must be true or false", key);
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 /* Settings that are not strings; 1 if key is not one of them. */
 static int swift_conf_other(struct swift_conf *c, const char *key, json_t *v,
 			    char *err, size_t errlen)
@@ -285,16 +297,10 @@ static int swift_conf_other(struct swift_conf *c, const char *key, json_t *v,
 	if (!strcmp(key, "list_limit"))
 		return swift_int(v, key, 1, SWIFT_LISTING_MAX, &c->list_limit,
 				 err, errlen);
-	if (!strcmp(key, "insecure")) {
-		if (!json_is_boolean(v)) {
-			bfs_errf(err, errlen,
-				 "swift backend: \"insecure\" "
-				 "must be true or false");
-			return -EINVAL;
-		}
-		c->insecure = json_is_true(v);
-		return 0;
-	}
+	if (!strcmp(key, "insecure"))
+		return swift_bool(v, key, &c->insecure, err, errlen);
+	if (!strcmp(key, "create_container"))
+		return swift_bool(v, key, &c->create_container, err, errlen);
 	return 1;
 }
 
@@ -746,6 +752,7 @@ static void swift_conf_defaults(struct swift_conf *c)
 	c->deadline_ms = SWIFT_DEADLINE_DEF * 1000L;
 	c->connections = SWIFT_CONNECTIONS_DEF;
 	c->list_limit = SWIFT_LISTING_MAX;
+	c->create_container = 1;
 }
 
 int swift_conf_parse(json_t *conf, struct swift_conf *c, char *err,

@@ -61,6 +61,7 @@ struct swift_conf {
 	long deadline_ms; /* one operation, retries included */
 	int connections;
 	int list_limit;
+	int create_container; /* at open, when missing (default 1) */
 	/* From OS_STORAGE_URL / OS_AUTH_TOKEN: used instead of the
 	 * catalog's URL, and as the first token. */
 	char *preset_url;
@@ -154,6 +155,9 @@ struct swift_req {
 	int64_t cr_first, cr_last, cr_total; /* Content-Range, -1 unknown */
 	long retry_after;		     /* seconds, -1 none */
 	int manifest;			     /* SLO or DLO */
+	int layout;			     /* enum bfs_object_layout */
+	char meta_ds[BFS_INFO_META_MAX];     /* X-Object-Meta-Datastore */
+	char meta_dsv[BFS_INFO_META_MAX];    /* ...-Datastore-Version */
 	uint64_t got;			     /* body bytes seen */
 	size_t out_start;		     /* out->len before the attempt */
 	uint64_t skip, take;		     /* window for an ignored Range */

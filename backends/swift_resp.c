@@ -71,6 +71,8 @@ static void swift_resp_headers_reset(struct swift_req *r)
 	r->cr_first = r->cr_last = r->cr_total = -1;
 	r->retry_after = -1;
 	r->manifest = 0;
+	r->layout = BFS_LAYOUT_SINGLE;
+	r->meta_ds[0] = r->meta_dsv[0] = 0;
 	swift_free_secret(r->hdr_token);
 	free(r->hdr_url);
 	r->hdr_token = r->hdr_url = NULL;
@@ -190,6 +192,40 @@ static int swift_auth_header(struct swift_req *r, const char *name, size_t nlen,
 	return *dst ? 0 : -EFBIG;
 }
 
+/* A header value kept whole when it fits and is printable, else "". */
+static void swift_copy_value(char *dst, size_t cap, const char *v, size_t vlen)
+{
+	size_t i;
+
+	dst[0] = 0;
+	if (vlen >= cap)
+		return;
+	for (i = 0; i < vlen; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return;
+	memcpy(dst, v, vlen);
+	dst[vlen] = 0;
+}
+
+/* Which kind of large object a manifest is, and Trove's metadata. */
+static void swift_object_header(struct swift_req *r, const char *name,
+				size_t nlen, const char *v, size_t vlen)
+{
+	if (swift_is(name, nlen, "x-object-manifest")) {
+		r->manifest = 1;
+		r->layout = BFS_LAYOUT_DLO;
+	} else if (swift_is(name, nlen, "x-static-large-object")) {
+		if (vlen == 4 && !strncasecmp(v, "true", 4)) {
+			r->manifest = 1;
+			r->layout = BFS_LAYOUT_SLO;
+		}
+	} else if (swift_is(name, nlen, "x-object-meta-datastore")) {
+		swift_copy_value(r->meta_ds, sizeof(r->meta_ds), v, vlen);
+	} else if (swift_is(name, nlen, "x-object-meta-datastore-version")) {
+		swift_copy_value(r->meta_dsv, sizeof(r->meta_dsv), v, vlen);
+	}
+}
+
 static int swift_header(struct swift_req *r, const char *name, size_t nlen,
 			const char *v, size_t vlen)
 {
@@ -213,10 +249,9 @@ static int swift_header(struct swift_req *r, const char *name, size_t nlen,
 		swift_content_range(r, v, vlen);
 	} else if (swift_is(name, nlen, "retry-after")) {
 		r->retry_after = (long)swift_header_num(v, vlen);
-	} else if (swift_is(name, nlen, "x-object-manifest") ||
-		   (swift_is(name, nlen, "x-static-large-object") &&
-		    vlen == 4 && !strncasecmp(v, "true", 4))) {
-		r->manifest = 1;
+	} else if ((nlen > 9 && !strncasecmp(name, "x-object-", 9)) ||
+		   swift_is(name, nlen, "x-static-large-object")) {
+		swift_object_header(r, name, nlen, v, vlen);
 	} else if (r->auth_hdrs) {
 		return swift_auth_header(r, name, nlen, v, vlen);
 	}

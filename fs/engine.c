@@ -403,12 +403,17 @@ static struct bfs_backup *backup_new(struct bfs_manifest *m)
 		return NULL;
 	atomic_init(&b->refs, 1);
 	b->m = m;
+	if (engine_trove_backup_new(m, &b->trove)) {
+		free(b);
+		return NULL;
+	}
 	return b;
 }
 
 void bfs_backup_put(struct bfs_backup *b)
 {
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+		engine_trove_backup_free(b->trove);
 		bfs_manifest_free(b->m);
 		free(b);
 	}
@@ -480,12 +485,16 @@ ssize_t bfs_backup_read(struct bfs_engine *e, struct bfs_backup *b,
 			struct bfs_read_state *st, void *buf, size_t size,
 			uint64_t off)
 {
+	if (b->trove)
+		return engine_trove_read(e, b->trove, b->m, buf, size, off);
 	return bfs_read(e->cache, b->m, st, e->conf->readahead, buf, size, off);
 }
 
 const char *const bfs_backup_xattr_names[] = {
 	"id", "datastore", "version", "format", "codec", "size", "sha256",
-	"label", "parent", "strategy", "created", "stored", NULL,
+	"label", "parent", "strategy", "created", "stored",
+	/* imported Trove backups only */
+	"trove_id", "checksum", "trove_parent_id", NULL,
 };
 
 static char *xattr_string(const char *s)
@@ -522,12 +531,15 @@ int bfs_backup_xattr(const struct bfs_backup *b, const char *name,
 		*value = xattr_string(m->label);
 	} else if (!strcmp(name, "parent")) {
 		*value = xattr_string(m->parent);
+		/* a Trove parent that was not imported: Trove's id of it */
+		if (!*value)
+			return engine_trove_xattr(m, "trove_parent_id", value);
 	} else if (!strcmp(name, "strategy")) {
 		*value = json_dumps(m->strategy, JSON_COMPACT | JSON_SORT_KEYS);
 	} else if (!strcmp(name, "created")) {
 		*value = xattr_string(m->timestamp);
 	} else {
-		return -ENODATA;
+		return engine_trove_xattr(m, name, value);
 	}
 	return *value ? 0 : -ENODATA;
 }
@@ -672,7 +684,9 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 	e->conf = conf;
 	e->state_lock_fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
-	ret = engine_lock_state(e, err, errlen);
+	ret = engine_trove_new(&e->trove);
+	if (!ret)
+		ret = engine_lock_state(e, err, errlen);
 	if (!ret)
 		ret = engine_open_repo(e, err, errlen);
 	if (!ret)
@@ -728,6 +742,7 @@ void bfs_engine_close(struct bfs_engine *e)
 		bfs_pool_free(e->write_pool);
 	if (e->read_pool)
 		bfs_pool_free(e->read_pool);
+	engine_trove_free(e->trove);
 	if (e->repo)
 		bfs_repo_close(e->repo);
 	if (e->be)

@@ -24,11 +24,14 @@
 
 struct bfs_engine;
 struct bfs_instance;
+struct backup_trove;
 
-/* A loaded backup: an immutable, refcounted manifest. */
+/* A loaded backup: an immutable, refcounted manifest (and for an imported
+ * Trove backup, the state of its legacy reader). */
 struct bfs_backup {
 	_Atomic int refs;
 	struct bfs_manifest *m;
+	struct backup_trove *trove; /* NULL: a native backup */
 };
 
 /*

@@ -15,6 +15,7 @@
 
 #include "datastore.h"
 #include "engine.h"
+#include "engine_trove.h"
 #include "pool.h"
 
 /* Listings of other hosts' changes are trusted this long. */
@@ -27,6 +28,7 @@ struct bfs_engine {
 	struct bfs_pool *read_pool;
 	struct bfs_pool *write_pool;
 	struct bfs_cache *cache;
+	struct bfs_trove_backups *trove; /* legacy containers (Trove) */
 	int state_lock_fd;
 
 	pthread_mutex_t lock;

@@ -18,6 +18,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1004,6 +1005,8 @@ int bfs_repo_record_put(struct bfs_repo *repo, const char *kind,
 	else
 		ret = repo_put_sealed(repo, SEALED_RECORD, repo->keys.meta,
 				      oname, text, strlen(text), flags);
+	/* a record may hold a secret (an imported Trove key) */
+	OPENSSL_cleanse(text, strlen(text));
 	free(text);
 	return ret;
 }
@@ -1028,6 +1031,7 @@ int bfs_repo_record_get(struct bfs_repo *repo, const char *kind,
 		return ret;
 	*value = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
 			    &jerr);
+	OPENSSL_cleanse(b.data, b.len);
 	bfs_buf_release(&b);
 	if (!*value) {
 		bfs_err("record \"%s\" is malformed: %s", oname, jerr.text);

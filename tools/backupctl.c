@@ -22,6 +22,7 @@
 #include "bfs_version.h"
 #include "engine.h"
 #include "log.h"
+#include "trove_import.h"
 
 #define EXIT_USAGE 2
 
@@ -46,7 +47,21 @@ static void ctl_usage(FILE *out)
 		"  list [INSTANCE]            list instances, or an "
 		"instance's backups\n"
 		"  delete INSTANCE TIMESTAMP  delete a backup\n"
-		"  gc                         remove chunks no backup uses\n\n"
+		"  gc                         remove chunks no backup uses\n"
+		"  import-trove --container NAME --from LIST.json "
+		"[--key-file FILE]\n"
+		"                             make Trove's backups in Swift "
+		"container\n"
+		"                             NAME backups of the repository, "
+		"each\n"
+		"                             verified once; LIST.json: "
+		"openstack\n"
+		"                             database backup list|show -f "
+		"json, or\n"
+		"                             the API's {\"backups\": [...]}; "
+		"FILE\n"
+		"                             (mode 0600) holds Trove's "
+		"backup_aes_cbc_key\n\n"
 		"options:\n"
 		"  -c, --config FILE          configuration file (required)\n"
 		"  -m, --mount DIR            go through a mounted backupfs\n"
@@ -384,6 +399,23 @@ static int ctl_print_name(const char *name, void *arg)
 	return 0;
 }
 
+/* A backup for list --json; an imported Trove backup says where its
+ * bytes are (extra.trove holds no secret: its key is a record's name). */
+static json_t *ctl_backup_json(const char *ts, const struct bfs_manifest *m)
+{
+	char sha[2 * sizeof(m->sha256) + 1];
+	json_t *o;
+
+	bfs_hex(m->sha256, sizeof(m->sha256), sha);
+	o = json_pack("{sssssIssssssssss?}", "timestamp", ts, "label", m->label,
+		      "size", (json_int_t)m->size, "datastore", m->datastore,
+		      "format", m->format, "id", m->backup_id, "sha256", sha,
+		      "parent", m->parent);
+	if (o && bfs_manifest_is_trove(m))
+		json_object_set(o, "trove", json_object_get(m->extra, "trove"));
+	return o;
+}
+
 static int ctl_list_backup(const char *ts, uint64_t size, void *arg)
 {
 	void **a = arg;
@@ -397,10 +429,7 @@ static int ctl_list_backup(const char *ts, uint64_t size, void *arg)
 		return 0;
 	}
 	if (out)
-		json_array_append_new(out, json_pack("{sssssIssss}",
-			"timestamp", ts, "label", m->label, "size",
-			(json_int_t)m->size, "datastore", m->datastore,
-			"format", m->format));
+		json_array_append_new(out, ctl_backup_json(ts, m));
 	else
 		printf("%s  %12llu  %-10s %s\n", ts,
 		       (unsigned long long)m->size, m->datastore, m->label);
@@ -506,6 +535,181 @@ static int cmd_gc(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- import-trove ---- */
+
+struct ctl_import {
+	json_t *out; /* --json: the outcomes, else NULL */
+};
+
+static json_t *ctl_str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static void ctl_import_json(json_t *out, const struct bfs_trove_outcome *o)
+{
+	json_t *e = json_object();
+
+	if (!e)
+		return;
+	json_object_set_new(e, "id", json_string(o->id));
+	json_object_set_new(e, "result",
+			    json_string(bfs_trove_result_name(o->result)));
+	json_object_set_new(e, "instance", ctl_str_or_null(o->instance));
+	json_object_set_new(e, "timestamp", ctl_str_or_null(o->timestamp));
+	json_object_set_new(e, "object", ctl_str_or_null(o->object));
+	json_object_set_new(e, "size",
+			    o->result == BFS_TROVE_IMPORTED
+				    ? json_integer((json_int_t)o->size)
+				    : json_null());
+	json_object_set_new(e, "layout", ctl_str_or_null(o->layout));
+	json_object_set_new(e, "kdf", ctl_str_or_null(o->kdf));
+	json_object_set_new(e, "reason",
+			    ctl_str_or_null(o->reason[0] ? o->reason : NULL));
+	json_array_append_new(out, e);
+}
+
+/* One line per entry as soon as it is done: a long import shows its
+ * progress. */
+static void ctl_import_report(const struct bfs_trove_outcome *o, void *arg)
+{
+	struct ctl_import *ci = arg;
+
+	if (ci->out) {
+		ctl_import_json(ci->out, o);
+		return;
+	}
+	switch (o->result) {
+	case BFS_TROVE_IMPORTED:
+		printf("imported %s -> instances/%s/backups/%s (%llu bytes, "
+		       "%s, %s)\n",
+		       o->id, o->instance, o->timestamp,
+		       (unsigned long long)o->size, o->layout, o->kdf);
+		break;
+	case BFS_TROVE_ALREADY:
+		printf("already imported %s -> instances/%s/backups/%s\n",
+		       o->id, o->instance, o->timestamp);
+		break;
+	default:
+		printf("%s %s: %s\n", bfs_trove_result_name(o->result), o->id,
+		       o->reason);
+	}
+	fflush(stdout);
+}
+
+/* The legacy container: the repository's Swift account, never created. */
+static int ctl_open_legacy(struct ctl *c, const char *container,
+			   struct bfs_backend **out)
+{
+	char err[1024] = "";
+
+	if (!bfs_backend_open_container(c->conf->backend, container, out, err,
+					sizeof(err)))
+		return 0;
+	fprintf(stderr, "backupctl: import-trove: %s\n", err);
+	return 1;
+}
+
+static int ctl_import_run(struct ctl *c, const char *container,
+			  const struct bfs_trove_list *list, const char *pass)
+{
+	struct ctl_import ci = {.out = c->json ? json_array() : NULL};
+	unsigned n[BFS_TROVE_NRESULTS];
+	struct bfs_trove_import imp = {
+		.container = container,
+		.state_dir = c->conf->state_dir,
+		.pass = pass,
+		.report = ctl_import_report,
+		.arg = &ci,
+	};
+	struct bfs_backend *be;
+	int ret, ran = 0;
+
+	if (ctl_open_repo(c, &be, &imp.repo)) {
+		json_decref(ci.out);
+		return 1;
+	}
+	ret = ctl_open_legacy(c, container, &imp.legacy);
+	if (!ret) {
+		ret = bfs_trove_import_run(&imp, list, n);
+		ran = !ret;
+		bfs_backend_close(imp.legacy);
+		if (ret)
+			fprintf(stderr, "backupctl: import-trove: %s\n",
+				strerror(-ret));
+		ret = ret || n[BFS_TROVE_MISSING] || n[BFS_TROVE_FAILED];
+	}
+	bfs_repo_close(imp.repo);
+	bfs_backend_close(be);
+	if (ci.out && ran) {
+		char *s = json_dumps(ci.out, JSON_INDENT(2));
+
+		printf("%s\n", s ? s : "[]");
+		free(s);
+	} else if (ran) {
+		printf("import-trove: %u imported, %u already imported, "
+		       "%u skipped, %u missing, %u failed\n",
+		       n[BFS_TROVE_IMPORTED], n[BFS_TROVE_ALREADY],
+		       n[BFS_TROVE_SKIPPED], n[BFS_TROVE_MISSING],
+		       n[BFS_TROVE_FAILED]);
+	}
+	json_decref(ci.out);
+	return ret ? 1 : 0;
+}
+
+static int ctl_import_usage(void)
+{
+	fprintf(stderr, "usage: backupctl import-trove --container NAME "
+			"--from LIST.json [--key-file FILE] [--json]\n");
+	return EXIT_USAGE;
+}
+
+static int cmd_import_trove(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"container", required_argument, NULL, 'C'},
+		{"from", required_argument, NULL, 'f'},
+		{"key-file", required_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'j'},
+		{0},
+	};
+	const char *container = NULL, *from = NULL, *key_file = NULL;
+	struct bfs_trove_list list;
+	char err[1024] = "", *pass = NULL;
+	int o, ret;
+
+	optind = 0; /* GNU getopt: start over with a new vector */
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'C')
+			container = optarg;
+		else if (o == 'f')
+			from = optarg;
+		else if (o == 'k')
+			key_file = optarg;
+		else if (o == 'j')
+			c->json = 1;
+		else
+			return ctl_import_usage();
+	}
+	if (!container || !*container || !from || optind != argc)
+		return ctl_import_usage();
+	if (key_file &&
+	    bfs_trove_key_file_read(key_file, &pass, err, sizeof(err))) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		return 1;
+	}
+	ret = bfs_trove_list_load(from, &list, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "backupctl: %s\n", err);
+		bfs_trove_pass_free(pass);
+		return 1;
+	}
+	ret = ctl_import_run(c, container, &list, pass);
+	bfs_trove_list_release(&list);
+	bfs_trove_pass_free(pass);
+	return ret;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
@@ -515,6 +719,7 @@ static const struct {
 	{"list", cmd_list},
 	{"delete", cmd_delete},
 	{"gc", cmd_gc},
+	{"import-trove", cmd_import_trove},
 };
 
 int main(int argc, char **argv)

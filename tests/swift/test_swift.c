@@ -99,6 +99,12 @@ static json_t *conf_for(const char *cont)
 			 keyfile, "container", cont, "deadline", 30);
 }
 
+static json_t *conf_set(json_t *conf, const char *key, json_t *v)
+{
+	json_object_set_new(conf, key, v);
+	return conf;
+}
+
 /* Open with conf (stolen); NULL (and a failed check) on error. */
 static struct bfs_backend *open_conf(json_t *conf)
 {
@@ -251,15 +257,21 @@ static long raw_req(const char *method, const char *path, const char *hdr,
 		    const void *body, size_t len, struct bfs_buf *out)
 {
 	struct curl_slist *h = NULL;
-	char url[2048], tok[1100];
+	char url[2048], tok[1100], line[512];
+	const char *p, *nl;
 	CURL *c = curl_easy_init();
 	long code = 0;
 
 	snprintf(url, sizeof(url), "%s/%s", raw_url, path);
 	snprintf(tok, sizeof(tok), "X-Auth-Token: %s", raw_token);
 	h = curl_slist_append(h, tok);
-	if (hdr)
-		h = curl_slist_append(h, hdr);
+	/* hdr: one header line, or several separated by '\n' */
+	for (p = hdr; p && *p; p = nl ? nl + 1 : "") {
+		nl = strchr(p, '\n');
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(nl ? (size_t)(nl - p) : strlen(p)), p);
+		h = curl_slist_append(h, line);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -299,6 +311,80 @@ static void test_open_creates_container(void)
 	CHECK(be != NULL);
 	bfs_backend_close(be);
 	CHECK_EQ(n, 0);
+}
+
+/* A legacy container is read, never created: create_container false. */
+static void test_open_no_create(void)
+{
+	const char *c = new_container();
+	struct bfs_backend *be = NULL;
+	char err[512];
+	json_t *conf;
+
+	/* the main container exists from here on */
+	bfs_backend_close(open_main());
+	open_fails(conf_set(conf_for(c), "create_container", json_false()),
+		   -ENOENT, err, sizeof(err));
+	CHECK(strstr(err, c) && strstr(err, "does not exist"));
+	CHECK_EQ(raw_req("HEAD", c, NULL, NULL, 0, NULL), 404);
+	open_fails(conf_set(conf_for(c), "create_container", json_string("no")),
+		   -EINVAL, err, sizeof(err));
+	/* the helper: the same config on another container */
+	conf = conf_for(c);
+	CHECK_EQ(bfs_backend_open_container(conf, c, &be, err, sizeof(err)),
+		 -ENOENT);
+	CHECK(be == NULL && strstr(err, c));
+	CHECK_EQ(raw_req("HEAD", c, NULL, NULL, 0, NULL), 404);
+	CHECK_EQ(bfs_backend_open_container(conf, cont_main, &be, err,
+					    sizeof(err)),
+		 0);
+	if (be)
+		CHECK_EQ(bfs_backend_put(be, "nocreate/x", "x", 1, 0), 0);
+	bfs_backend_close(be);
+	json_decref(conf);
+	/* the config given is not changed */
+	conf = json_pack("{s:s,s:s}", "type", "local", "path", "/tmp");
+	be = NULL;
+	CHECK_EQ(bfs_backend_open_container(conf, c, &be, err, sizeof(err)),
+		 -EOPNOTSUPP);
+	CHECK(be == NULL);
+	json_decref(conf);
+}
+
+/* info of a plain object: its MD5 as ETag, Trove's metadata. */
+static void test_info_plain(void)
+{
+	struct bfs_backend *be = open_main();
+	struct bfs_object_info info;
+	struct bfs_buf none;
+	char path[256], md5[33];
+
+	if (!be)
+		return;
+	bfs_buf_init(&none, 4096);
+	snprintf(path, sizeof(path), "%s/info/plain.gz", cont_main);
+	CHECK_EQ(raw_req("PUT", path,
+			 "X-Object-Meta-Datastore: mysql\n"
+			 "X-Object-Meta-Datastore-Version: 5.7",
+			 "hello trove", 11, &none),
+		 201);
+	swift_md5_hex("hello trove", 11, md5);
+	memset(&info, 0x55, sizeof(info));
+	CHECK_EQ(bfs_backend_info(be, "info/plain.gz", &info), 0);
+	CHECK_EQ(info.size, 11);
+	CHECK(!strcmp(info.etag, md5));
+	CHECK_EQ(info.layout, BFS_LAYOUT_SINGLE);
+	CHECK(!strcmp(info.datastore, "mysql"));
+	CHECK(!strcmp(info.datastore_version, "5.7"));
+	/* no metadata: empty strings */
+	CHECK_EQ(bfs_backend_put(be, "info/bare", "x", 1, 0), 0);
+	CHECK_EQ(bfs_backend_info(be, "info/bare", &info), 0);
+	CHECK(info.size == 1 && !info.datastore[0] &&
+	      !info.datastore_version[0] && info.layout == BFS_LAYOUT_SINGLE);
+	CHECK_EQ(bfs_backend_info(be, "info/missing", &info), -ENOENT);
+	CHECK(!strcmp(bfs_object_layout_name(BFS_LAYOUT_SINGLE), "single"));
+	bfs_buf_release(&none);
+	bfs_backend_close(be);
 }
 
 static void test_no_space_op(void)
@@ -712,11 +798,13 @@ static const size_t seg_sizes[] = {1000, 1500, 700};
 #define NSEG  3
 #define LOBIG 3200
 
+/* Puts the segments; etag gets Swift's ETag of a manifest of them: the
+ * MD5 of their MD5s in hex, concatenated. */
 static void put_segments(const char *kind, const uint8_t *data, char *slo,
-			 size_t slolen)
+			 size_t slolen, char etag[33])
 {
+	char path[256], md5s[NSEG * 32 + 1] = "";
 	struct bfs_buf none;
-	char path[256];
 	size_t i, off = 0, used;
 	char md5[33];
 
@@ -729,6 +817,7 @@ static void put_segments(const char *kind, const uint8_t *data, char *slo,
 				 &none),
 			 201);
 		swift_md5_hex(data + off, seg_sizes[i], md5);
+		memcpy(md5s + 32 * i, md5, 33);
 		used += (size_t)snprintf(slo + used, slolen - used,
 					 "%s{\"path\":\"/%s/seg/%s/%08zu\","
 					 "\"etag\":\"%s\",\"size_bytes\":%zu}",
@@ -737,7 +826,24 @@ static void put_segments(const char *kind, const uint8_t *data, char *slo,
 		off += seg_sizes[i];
 	}
 	snprintf(slo + used, slolen - used, "]");
+	swift_md5_hex(md5s, strlen(md5s), etag);
 	bfs_buf_release(&none);
+}
+
+/* HEAD of a large object: its kind, the whole size, Swift's ETag. */
+static void check_info(struct bfs_backend *be, const char *name, int layout,
+		       const char *etag)
+{
+	struct bfs_object_info info;
+
+	CHECK_EQ(bfs_backend_info(be, name, &info), 0);
+	CHECK_EQ(info.layout, layout);
+	CHECK_EQ(info.size, LOBIG);
+	CHECK(!strcmp(info.etag, etag));
+	if (strcmp(info.etag, etag))
+		fprintf(stderr, "  %s: etag %s, want %s\n", name, info.etag,
+			etag);
+	CHECK(!info.datastore[0]);
 }
 
 static void check_large(struct bfs_backend *be, const char *name,
@@ -782,7 +888,7 @@ static void test_large_objects(void)
 {
 	struct bfs_backend *be = open_main();
 	uint8_t data[LOBIG];
-	char slo[2048], path[256], hdr[256];
+	char slo[2048], path[256], hdr[256], dlo_etag[33], slo_etag[33];
 	uint64_t listed[2] = {99, 99};
 	struct bfs_buf none;
 
@@ -790,16 +896,18 @@ static void test_large_objects(void)
 		return;
 	bfs_buf_init(&none, 4096);
 	fill_random(data, sizeof(data), 3200);
-	put_segments("dlo", data, slo, sizeof(slo));
+	put_segments("dlo", data, slo, sizeof(slo), dlo_etag);
 	snprintf(path, sizeof(path), "%s/big/dlo", cont_main);
 	snprintf(hdr, sizeof(hdr), "X-Object-Manifest: %s/seg/dlo/", cont_main);
 	CHECK_EQ(raw_req("PUT", path, hdr, "", 0, &none), 201);
-	put_segments("slo", data, slo, sizeof(slo));
+	put_segments("slo", data, slo, sizeof(slo), slo_etag);
 	snprintf(path, sizeof(path), "%s/big/slo?multipart-manifest=put",
 		 cont_main);
 	CHECK_EQ(raw_req("PUT", path, NULL, slo, strlen(slo), &none), 201);
 	check_large(be, "big/dlo", data);
 	check_large(be, "big/slo", data);
+	check_info(be, "big/dlo", BFS_LAYOUT_DLO, dlo_etag);
+	check_info(be, "big/slo", BFS_LAYOUT_SLO, slo_etag);
 	/* as Swift lists them: a DLO with 0 bytes, an SLO with its size */
 	CHECK_EQ(bfs_backend_list(be, "big/", 0, large_cb, listed), 0);
 	CHECK_EQ(listed[0], 0);
@@ -810,12 +918,6 @@ static void test_large_objects(void)
 
 /* ------------------------------------------------------------------ */
 /* Configuration and authentication failures */
-
-static json_t *conf_set(json_t *conf, const char *key, json_t *v)
-{
-	json_object_set_new(conf, key, v);
-	return conf;
-}
 
 static void test_open_errors(void)
 {
@@ -1367,6 +1469,8 @@ int main(int argc, char **argv)
 	if (setup_env())
 		return 1;
 	RUN(test_open_creates_container);
+	RUN(test_open_no_create);
+	RUN(test_info_plain);
 	RUN(test_no_space_op);
 	RUN(test_roundtrip_sizes);
 	RUN(test_get_appends);

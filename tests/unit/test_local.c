@@ -425,6 +425,38 @@ static void test_list_partial_prefix(void)
 	done(be);
 }
 
+/* info: the size; a file has no ETag, metadata or segments. */
+static void test_info(void)
+{
+	struct bfs_backend *be = fresh();
+	struct bfs_object_info info;
+	char err[256];
+	json_t *conf;
+
+	CHECK_EQ(put(be, "legacy/x.gz", "hello"), 0);
+	memset(&info, 0x55, sizeof(info));
+	CHECK_EQ(bfs_backend_info(be, "legacy/x.gz", &info), 0);
+	CHECK_EQ(info.size, 5);
+	CHECK_EQ(info.layout, BFS_LAYOUT_SINGLE);
+	CHECK(!info.etag[0] && !info.datastore[0] &&
+	      !info.datastore_version[0]);
+	CHECK_EQ(bfs_backend_info(be, "legacy/none", &info), -ENOENT);
+	CHECK_EQ(bfs_backend_info(be, "../x", &info), -EINVAL);
+	CHECK(!strcmp(bfs_object_layout_name(BFS_LAYOUT_DLO), "dlo"));
+	CHECK(!strcmp(bfs_object_layout_name(BFS_LAYOUT_SLO), "slo"));
+	CHECK(!strcmp(bfs_object_layout_name(7), "?"));
+	/* a directory has no containers */
+	conf = json_pack("{s:s,s:s}", "type", "local", "path", tmpdir);
+	bfs_backend_close(be);
+	be = (struct bfs_backend *)1;
+	CHECK_EQ(bfs_backend_open_container(conf, "database_backups", &be, err,
+					    sizeof(err)),
+		 -EOPNOTSUPP);
+	CHECK(be == NULL && strstr(err, "database_backups"));
+	json_decref(conf);
+	rm_tree(tmpdir);
+}
+
 int main(void)
 {
 	RUN(test_name_ok);
@@ -436,5 +468,6 @@ int main(void)
 	RUN(test_no_temporaries);
 	RUN(test_list);
 	RUN(test_list_partial_prefix);
+	RUN(test_info);
 	return check_summary();
 }

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The engine's side of imported Trove backups (engine_trove.c): legacy
+ * containers opened once per engine, and per backup a legacy reader
+ * opened on the first read.  Engine-internal.
+ */
+#ifndef BFS_ENGINE_TROVE_H
+#define BFS_ENGINE_TROVE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "manifest.h"
+
+struct bfs_engine;
+struct bfs_trove_backups; /* the engine's legacy containers */
+struct backup_trove;      /* one backup's legacy reader */
+
+int engine_trove_new(struct bfs_trove_backups **out);
+void engine_trove_free(struct bfs_trove_backups *t);
+
+/* *out: NULL for a native backup, else the state reads of m need. */
+int engine_trove_backup_new(const struct bfs_manifest *m,
+			    struct backup_trove **out);
+void engine_trove_backup_free(struct backup_trove *bt);
+
+/* Read as bfs_backup_read() does: never short before m->size; -EIO
+ * (with a log line naming the backup) on any failure. */
+ssize_t engine_trove_read(struct bfs_engine *e, struct backup_trove *bt,
+			  const struct bfs_manifest *m, void *buf, size_t size,
+			  uint64_t off);
+
+/* The Trove-only xattrs (trove_id, checksum, trove_parent_id): 0, or
+ * -ENODATA (not a Trove backup, or not known). */
+int engine_trove_xattr(const struct bfs_manifest *m, const char *name,
+		       char **value);
+
+#endif
