@@ -171,14 +171,26 @@ static void be_refuse(const char *what, const char *name)
 	bfs_err("refusing invalid object %s \"%s\"", what, safe);
 }
 
-int bfs_backend_get(struct bfs_backend *be, const char *name, uint64_t off,
-		    uint64_t len, struct bfs_buf *out)
+static int be_get(struct bfs_backend *be, const char *name, uint64_t off,
+		  uint64_t len, unsigned flags, struct bfs_buf *out)
 {
 	if (!bfs_backend_name_ok(name)) {
 		be_refuse("name", name);
 		return -EINVAL;
 	}
-	return be->ops->get(be, name, off, len, out);
+	return be->ops->get(be, name, off, len, flags, out);
+}
+
+int bfs_backend_get(struct bfs_backend *be, const char *name, uint64_t off,
+		    uint64_t len, struct bfs_buf *out)
+{
+	return be_get(be, name, off, len, 0, out);
+}
+
+int bfs_backend_get_sealed(struct bfs_backend *be, const char *name,
+			   struct bfs_buf *out)
+{
+	return be_get(be, name, 0, 0, BFS_GET_SEALED, out);
 }
 
 int bfs_backend_put(struct bfs_backend *be, const char *name, const void *data,

@@ -24,6 +24,10 @@ struct bfs_backend;
 
 /* put() flags */
 #define BFS_PUT_EXCL 0x1 /* create only if absent: -EEXIST otherwise */
+/* get: the caller authenticates what it reads (an AEAD-sealed chunk or
+ * manifest), so the backend may skip a checksum of its own that costs
+ * CPU on every byte (Swift's MD5 of a whole object). */
+#define BFS_GET_SEALED 0x1
 
 /*
  * Listing callback: one call per object (is_prefix 0, size = object size)
@@ -60,10 +64,10 @@ struct bfs_backend_ops {
 	/*
 	 * Read len bytes at off into out (appended).  len 0 means "to the
 	 * end".  Reading past the end returns what there is; -ENOENT for a
-	 * missing object.
+	 * missing object.  flags: BFS_GET_*.
 	 */
 	int (*get)(struct bfs_backend *be, const char *name, uint64_t off,
-		   uint64_t len, struct bfs_buf *out);
+		   uint64_t len, unsigned flags, struct bfs_buf *out);
 	/* Store an object whole and atomically (readers never see half). */
 	int (*put)(struct bfs_backend *be, const char *name, const void *data,
 		   size_t len, unsigned flags);
@@ -109,6 +113,9 @@ void bfs_backend_close(struct bfs_backend *be);
 
 int bfs_backend_get(struct bfs_backend *be, const char *name, uint64_t off,
 		    uint64_t len, struct bfs_buf *out);
+/* A whole object the caller authenticates (BFS_GET_SEALED). */
+int bfs_backend_get_sealed(struct bfs_backend *be, const char *name,
+			   struct bfs_buf *out);
 int bfs_backend_put(struct bfs_backend *be, const char *name,
 		    const void *data, size_t len, unsigned flags);
 int bfs_backend_remove(struct bfs_backend *be, const char *name);

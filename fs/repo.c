@@ -465,10 +465,19 @@ int bfs_repo_chunk_put(struct bfs_repo *repo, const void *data, size_t len,
 	return ret;
 }
 
-/* Authenticate and decode a chunk object into out (size bytes). */
+/* -EIO with *why set: a chunk that is not what it should be. */
+static int repo_chunk_why(const char **why, const char *what)
+{
+	*why = what;
+	return -EIO;
+}
+
+/* Authenticate and decode a chunk object into out (size bytes); on -EIO
+ * *why says what is wrong with it. */
 static int repo_chunk_open(const struct bfs_repo *repo,
 			   const uint8_t id[BFS_ID_LEN], uint32_t size,
-			   const uint8_t *obj, size_t len, struct bfs_buf *out)
+			   const uint8_t *obj, size_t len, struct bfs_buf *out,
+			   const char **why)
 {
 	uint8_t aad[CHUNK_AAD_HDR + BFS_ID_LEN];
 	const uint8_t *payload = obj + BFS_CHUNK_HDR_LEN;
@@ -477,17 +486,17 @@ static int repo_chunk_open(const struct bfs_repo *repo,
 	int codec, ret;
 
 	if (len < BFS_CHUNK_HDR_LEN + BFS_TAG_LEN)
-		return repo_chunk_bad(id, "truncated");
+		return repo_chunk_why(why, "truncated");
 	codec = obj[5];
 	if (memcmp(obj, CHUNK_MAGIC, 4) || obj[4] != CHUNK_VERSION || obj[6] ||
 	    obj[7] || !bfs_codec_name(codec))
-		return repo_chunk_bad(id, "bad header");
+		return repo_chunk_why(why, "bad header");
 	if (get_le32(obj + 8) != size)
-		return repo_chunk_bad(id, "size differs from the manifest's");
+		return repo_chunk_why(why, "size differs from the manifest's");
 	plen = len - BFS_CHUNK_HDR_LEN - BFS_TAG_LEN;
 	/* the writer stores raw whenever compression does not pay */
 	if (codec == BFS_CODEC_NONE ? plen != size : plen >= size)
-		return repo_chunk_bad(id, "bad payload length");
+		return repo_chunk_why(why, "bad payload length");
 	ret = bfs_buf_reserve(out, size);
 	if (ret)
 		return ret;
@@ -500,11 +509,11 @@ static int repo_chunk_open(const struct bfs_repo *repo,
 	ret = bfs_gcm_open(repo->keys.chunk, obj + CHUNK_AAD_HDR, aad,
 			   sizeof(aad), payload, plen, plain, payload + plen);
 	if (ret)
-		ret = repo_chunk_bad(id, "failed authentication");
+		ret = repo_chunk_why(why, "failed authentication");
 	else if (codec != BFS_CODEC_NONE &&
 		 bfs_codec_decompress(codec, plain, plen, out->data + out->len,
 				      size))
-		ret = repo_chunk_bad(id, "corrupt compressed data");
+		ret = repo_chunk_why(why, "corrupt compressed data");
 	if (codec != BFS_CODEC_NONE)
 		free(plain);
 	if (!ret)
@@ -512,26 +521,49 @@ static int repo_chunk_open(const struct bfs_repo *repo,
 	return ret;
 }
 
+/* One fetch of a chunk object, authenticated and decoded into out. */
+static int repo_chunk_fetch(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
+			    const char *name, uint32_t size,
+			    struct bfs_buf *out, const char **why)
+{
+	struct bfs_buf obj;
+	int ret;
+
+	/* a stored chunk is never larger than its plaintext plus overhead */
+	bfs_buf_init(&obj, BFS_CHUNK_HDR_LEN + (size_t)size + BFS_TAG_LEN);
+	/* sealed: the GCM tag is the check, no transport checksum needed */
+	ret = bfs_backend_get_sealed(repo->be, name, &obj);
+	if (ret == -EFBIG)
+		ret = repo_chunk_why(why, "too large");
+	if (!ret)
+		ret = repo_chunk_open(repo, id, size, obj.data, obj.len, out,
+				      why);
+	bfs_buf_release(&obj);
+	return ret;
+}
+
 int bfs_repo_chunk_get(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
 		       uint32_t size, struct bfs_buf *out)
 {
 	char name[CHUNK_NAME_LEN];
-	struct bfs_buf obj;
+	const char *why = NULL;
 	int ret;
 
 	if (!size || size > BFS_MANIFEST_MAX_CHUNK_SIZE)
 		return -EINVAL;
 	repo_chunk_name(id, name);
-	/* a stored chunk is never larger than its plaintext plus overhead */
-	bfs_buf_init(&obj, BFS_CHUNK_HDR_LEN + (size_t)size + BFS_TAG_LEN);
-	ret = bfs_backend_get(repo->be, name, 0, 0, &obj);
-	if (ret == -EFBIG)
-		ret = repo_chunk_bad(id, "too large");
+	ret = repo_chunk_fetch(repo, id, name, size, out, &why);
+	/* A body damaged on the way fails its tag like a damaged object:
+	 * fetch once more before calling the chunk bad. */
+	if (ret == -EIO && why) {
+		bfs_debug("chunk \"%s\": %s; fetching it again", name, why);
+		why = NULL;
+		ret = repo_chunk_fetch(repo, id, name, size, out, &why);
+	}
+	if (ret == -EIO && why)
+		repo_chunk_bad(id, why);
 	else if (ret == -ENOENT)
 		bfs_err("chunk \"%s\" is missing", name);
-	if (!ret)
-		ret = repo_chunk_open(repo, id, size, obj.data, obj.len, out);
-	bfs_buf_release(&obj);
 	return ret;
 }
 

@@ -59,6 +59,9 @@ A rule (keyword arguments of add_rule(), or a JSON object):
                  "truncate"  send the upstream's headers (Content-Length
                              unchanged), only `after_bytes` bytes of the
                              body, then close cleanly (FIN)
+                 "corrupt"   send the whole body with the byte at
+                             `after_bytes` inverted (a bit flip on the way
+                             that TCP did not catch)
     forward      "status" and "drop" before headers: whether the request
                  still goes to the upstream first (its response is then
                  thrown away).  Default: False for "status" (the proxy
@@ -130,7 +133,7 @@ REWRITE_MAX = 1 << 20           # largest auth response body rewritten
 UPSTREAM_TIMEOUT = 300          # seconds without progress from the upstream
 CONTROL_PREFIX = "/__faultproxy__/"
 
-ACTIONS = ("status", "delay", "drop", "truncate")
+ACTIONS = ("status", "delay", "drop", "truncate", "corrupt")
 STAGES = ("before_headers", "after_headers", "mid_body")
 
 # Swift objects may carry many X-Object-Meta-* headers; http.client and
@@ -167,7 +170,7 @@ class Rule:
         if at not in STAGES:
             raise ValueError("unknown stage %r (one of %s)"
                              % (at, ", ".join(STAGES)))
-        if action == "truncate":
+        if action in ("truncate", "corrupt"):
             at = "mid_body"
         if action == "status" and at != "before_headers":
             raise ValueError("a status fault happens before the headers")
@@ -897,6 +900,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 cut = max(0, min(cut, length - 1))
         sent = 0
         for piece in body:
+            if cut is not None and sent + len(piece) > cut and \
+                    rule.action == "corrupt":
+                i = cut - sent
+                piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1:]
+                cut = None
             if cut is not None and sent + len(piece) >= cut:
                 head, piece = piece[:cut - sent], piece[cut - sent:]
                 if head:
@@ -909,7 +917,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     continue
             self._send_piece(piece, chunked, entry)
             sent += len(piece)
-        if cut is not None:        # body shorter than the cut
+        if cut is not None and rule.action != "corrupt":
+            # body shorter than the cut
             if self._mid_body_fault(rule):
                 return
         if chunked:

@@ -729,6 +729,25 @@ def test_truncate_default_is_half(proxy):
     c.close()
 
 
+@pytest.mark.parametrize("after", [None, 0, 999])
+def test_corrupt_flips_one_byte(proxy, after):
+    data = data_of(1000)
+    put_object(proxy, "/c1", data)
+    kw = {} if after is None else {"after_bytes": after}
+    proxy.add_rule(method="GET", action="corrupt", **kw)
+    c = conn_to(proxy)
+    c.request("GET", "/c1")
+    got = c.getresponse().read()
+    i = 500 if after is None else after
+    assert len(got) == len(data)
+    assert [k for k in range(len(data)) if got[k] != data[k]] == [i]
+    assert got[i] == data[i] ^ 0xFF
+    # the connection stays usable, and the next answer is whole
+    c.request("GET", "/c1")
+    assert c.getresponse().read() == data
+    c.close()
+
+
 def test_truncate_chunked_response(proxy):
     proxy.add_rule(method="GET", action="truncate", after_bytes=150000)
     c = conn_to(proxy)

@@ -762,6 +762,18 @@ def test_corrupted_body_caught_by_etag(client, faults, fobj):
     assert b"MD5" in r.stderr
 
 
+def test_sealed_get_skips_the_md5(client, faults, fobj):
+    """A sealed GET (chunks: the caller checks an AEAD tag, which costs
+    less CPU than MD5) hands the body over as it came: one request, no
+    MD5 check, so the damage reaches the caller, whose tag catches it
+    (tests/integration/test_tamper.py: EIO, never wrong bytes)."""
+    conf, data = fobj
+    faults.add("GET", OBJ, "corrupt")
+    got = client.run(conf, "get-sealed", "f/obj").stdout
+    assert faults.count("GET", OBJ) == 1
+    assert len(got) == len(data) and got != data
+
+
 def test_put_etag_mismatch_retried(client, faults, container):
     conf = fault_conf(client, faults, container)
     faults.add("PUT", r"/f/put$", "wrong-etag")

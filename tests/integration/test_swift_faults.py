@@ -119,6 +119,9 @@ TRANSIENT = {
     "dropped-mid-body": dict(action="drop", at="mid_body", count=1),
     # half the body, then a clean close (Content-Length not reached)
     "truncated": dict(action="truncate", count=1),
+    # the whole body with one byte flipped: the chunk's tag fails, and
+    # the chunk is fetched again
+    "corrupted": dict(action="corrupt", count=1),
 }
 
 

@@ -1380,6 +1380,10 @@ static int tool_op(struct bfs_backend *be, int argc, char **argv)
 			argc > 3 ? strtoull(argv[3], NULL, 10) : 0, &b);
 		if (!ret)
 			fwrite(b.data, 1, b.len, stdout);
+	} else if (!strcmp(op, "get-sealed")) {
+		ret = bfs_backend_get_sealed(be, name, &b);
+		if (!ret)
+			fwrite(b.data, 1, b.len, stdout);
 	} else if (!strcmp(op, "stat")) {
 		ret = bfs_backend_stat(be, name, &size);
 		if (!ret)
