@@ -684,7 +684,7 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 	e->conf = conf;
 	e->state_lock_fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
-	ret = engine_trove_new(&e->trove);
+	ret = bfs_trove_containers_new(conf->backend, &e->trove);
 	if (!ret)
 		ret = engine_lock_state(e, err, errlen);
 	if (!ret)
@@ -742,7 +742,7 @@ void bfs_engine_close(struct bfs_engine *e)
 		bfs_pool_free(e->write_pool);
 	if (e->read_pool)
 		bfs_pool_free(e->read_pool);
-	engine_trove_free(e->trove);
+	bfs_trove_containers_free(e->trove);
 	if (e->repo)
 		bfs_repo_close(e->repo);
 	if (e->be)

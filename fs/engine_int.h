@@ -28,7 +28,7 @@ struct bfs_engine {
 	struct bfs_pool *read_pool;
 	struct bfs_pool *write_pool;
 	struct bfs_cache *cache;
-	struct bfs_trove_backups *trove; /* legacy containers (Trove) */
+	struct bfs_trove_containers *trove; /* legacy containers (Trove) */
 	int state_lock_fd;
 
 	pthread_mutex_t lock;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The engine's side of imported Trove backups (engine_trove.c): legacy
- * containers opened once per engine, and per backup a legacy reader
- * opened on the first read.  Engine-internal.
+ * The engine's side of imported Trove backups (engine_trove.c): per
+ * backup a legacy reader opened on the first read (trove_backup.h),
+ * through the engine's legacy containers.  Engine-internal.
  */
 #ifndef BFS_ENGINE_TROVE_H
 #define BFS_ENGINE_TROVE_H
@@ -11,13 +11,10 @@
 #include <sys/types.h>
 
 #include "manifest.h"
+#include "trove_backup.h"
 
 struct bfs_engine;
-struct bfs_trove_backups; /* the engine's legacy containers */
-struct backup_trove;      /* one backup's legacy reader */
-
-int engine_trove_new(struct bfs_trove_backups **out);
-void engine_trove_free(struct bfs_trove_backups *t);
+struct backup_trove; /* one backup's legacy reader */
 
 /* *out: NULL for a native backup, else the state reads of m need. */
 int engine_trove_backup_new(const struct bfs_manifest *m,

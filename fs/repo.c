@@ -542,28 +542,43 @@ static int repo_chunk_fetch(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
 	return ret;
 }
 
+int bfs_repo_chunk_check(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
+			 uint32_t size, struct bfs_buf *out, const char **why)
+{
+	char name[CHUNK_NAME_LEN];
+	int ret;
+
+	*why = NULL;
+	if (!size || size > BFS_MANIFEST_MAX_CHUNK_SIZE)
+		return -EINVAL;
+	repo_chunk_name(id, name);
+	ret = repo_chunk_fetch(repo, id, name, size, out, why);
+	/* A body damaged on the way fails its tag like a damaged object:
+	 * fetch once more before calling the chunk bad. */
+	if (ret == -EIO && *why) {
+		bfs_debug("chunk \"%s\": %s; fetching it again", name, *why);
+		*why = NULL;
+		ret = repo_chunk_fetch(repo, id, name, size, out, why);
+	}
+	if (ret == -ENOENT)
+		*why = "missing";
+	return ret;
+}
+
 int bfs_repo_chunk_get(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
 		       uint32_t size, struct bfs_buf *out)
 {
 	char name[CHUNK_NAME_LEN];
-	const char *why = NULL;
+	const char *why;
 	int ret;
 
-	if (!size || size > BFS_MANIFEST_MAX_CHUNK_SIZE)
-		return -EINVAL;
-	repo_chunk_name(id, name);
-	ret = repo_chunk_fetch(repo, id, name, size, out, &why);
-	/* A body damaged on the way fails its tag like a damaged object:
-	 * fetch once more before calling the chunk bad. */
+	ret = bfs_repo_chunk_check(repo, id, size, out, &why);
 	if (ret == -EIO && why) {
-		bfs_debug("chunk \"%s\": %s; fetching it again", name, why);
-		why = NULL;
-		ret = repo_chunk_fetch(repo, id, name, size, out, &why);
-	}
-	if (ret == -EIO && why)
 		repo_chunk_bad(id, why);
-	else if (ret == -ENOENT)
+	} else if (ret == -ENOENT) {
+		repo_chunk_name(id, name);
 		bfs_err("chunk \"%s\" is missing", name);
+	}
 	return ret;
 }
 

@@ -73,6 +73,15 @@ int bfs_repo_chunk_put(struct bfs_repo *repo, const void *data, size_t len,
  */
 int bfs_repo_chunk_get(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
 		       uint32_t size, struct bfs_buf *out);
+/*
+ * The same check without a log line, for callers that report bad chunks
+ * themselves (backupctl verify): on -EIO *why says what is wrong with
+ * the chunk ("failed authentication", "truncated", ...; NULL when the
+ * backend itself failed with EIO), on -ENOENT it is "missing"; else
+ * NULL.  *why is static.
+ */
+int bfs_repo_chunk_check(struct bfs_repo *repo, const uint8_t id[BFS_ID_LEN],
+			 uint32_t size, struct bfs_buf *out, const char **why);
 
 /* Seal and store m as manifests/<instance>/<timestamp>_<size>,
  * create-if-absent (-EEXIST if that timestamp is taken). */

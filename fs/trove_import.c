@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "trove.h"
+#include "trove_backup.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -37,9 +38,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Plaintext per read of the verification pass, and object bytes per
- * ranged GET. */
-#define TI_PIECE      (4u << 20)
+/* Object bytes per ranged GET of the verification pass. */
 #define TI_FETCH      (4u << 20)
 #define TI_REASON     768
 #define TI_UUID_LEN   36
@@ -610,52 +609,19 @@ static void ti_params(struct ti_job *j, struct bfs_trove_params *p, char *index,
 	p->fetch_arg = j;
 }
 
-/* Read it all from byte 0, hashing; reading up to a read of 0 bytes
- * reaches the verified end (the last trailer, the padding, the MD5). */
-static int ti_read_all(struct ti_job *j, struct bfs_trove_reader *r,
-		       uint8_t *buf, char *err, size_t errlen)
-{
-	struct bfs_sha256 *sha = bfs_sha256_new();
-	uint64_t off = 0, size;
-	ssize_t n;
-
-	if (!sha)
-		return -ENOMEM;
-	while ((n = bfs_trove_read(r, off, TI_PIECE, buf, err, errlen)) > 0) {
-		bfs_sha256_update(sha, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	if (n < 0) {
-		bfs_sha256_free(sha);
-		return (int)n;
-	}
-	bfs_sha256_final(sha, j->sha256);
-	if (!bfs_trove_reader_size(r, &size) || size != off) {
-		bfs_errf(err, errlen, "'%s' did not reach a verified end",
-			 j->object);
-		return -EIO;
-	}
-	j->size = size;
-	return 0;
-}
-
 static int ti_verify(struct ti_job *j)
 {
 	char index[PATH_MAX], err[512] = "";
 	struct bfs_trove_reader *r = NULL;
 	struct bfs_trove_params p;
-	uint8_t *buf;
 	int ret;
 
 	ti_params(j, &p, index, sizeof(index));
-	buf = malloc(TI_PIECE);
-	if (!buf)
-		return ti_fail(j, BFS_TROVE_FAILED, "out of memory");
 	ret = bfs_trove_reader_open(&p, &r, err, sizeof(err));
 	if (!ret)
-		ret = ti_read_all(j, r, buf, err, sizeof(err));
+		ret = bfs_trove_hash_all(r, j->sha256, &j->size, NULL, NULL,
+					 err, sizeof(err));
 	bfs_trove_reader_free(r);
-	free(buf);
 	if (ret && j->mismatch[0])
 		return ti_fail(j, BFS_TROVE_FAILED, "%s; and %s", j->mismatch,
 			       err[0] ? err : strerror(-ret));

@@ -4,10 +4,11 @@
  *
  * Commands that change an instance (snapshot) run the engine in-process
  * on the state directory, or go through a mount with --mount.  Commands
- * that only read or tidy the repository (list, gc, delete) open it
- * directly and work while a backupfs is mounted.
+ * that only read or tidy the repository (list, verify, gc, delete) open
+ * it directly and work while a backupfs is mounted.
  *
- * Exit codes: 0 success, 1 failure, 2 usage error.
+ * Exit codes: 0 success, 1 failure (verify: a backup bad or not
+ * checked), 2 usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,9 @@
 #include "bfs_version.h"
 #include "engine.h"
 #include "log.h"
+#include "trove_backup.h"
 #include "trove_import.h"
+#include "verify.h"
 
 #define EXIT_USAGE 2
 
@@ -47,6 +50,15 @@ static void ctl_usage(FILE *out)
 		"  list [INSTANCE]            list instances, or an "
 		"instance's backups\n"
 		"  delete INSTANCE TIMESTAMP  delete a backup\n"
+		"  verify INSTANCE [TIMESTAMP | --all]\n"
+		"                             read a backup whole (default: "
+		"the latest;\n"
+		"                             --all: each of INSTANCE's) and "
+		"check every\n"
+		"                             chunk's tag, the size and the "
+		"sha256\n"
+		"  verify --all               the same for every backup of "
+		"every instance\n"
 		"  gc                         remove chunks no backup uses\n"
 		"  import-trove --container NAME --from LIST.json "
 		"[--key-file FILE]\n"
@@ -68,7 +80,9 @@ static void ctl_usage(FILE *out)
 		"      --json                 JSON output\n"
 		"  -h, --help                 this help\n"
 		"  -V, --version              version\n\n"
-		"exit status: 0 success, 1 failure, 2 usage error\n");
+		"exit status: 0 success, 1 failure (verify: a backup BAD or "
+		"not checked),\n"
+		"             2 usage error\n");
 }
 
 static int ctl_load_config(struct ctl *c)
@@ -710,6 +724,433 @@ static int cmd_import_trove(struct ctl *c, int argc, char **argv)
 	return ret;
 }
 
+/* ---- verify ---- */
+
+/* Bad chunks a text report names per backup (--json: BFS_VERIFY_MAX_BAD) */
+#define CTL_VERIFY_SHOW 10
+
+enum ctl_verdict { CTL_OK, CTL_BAD, CTL_ERROR, CTL_GONE, CTL_NVERDICTS };
+
+static const char *const ctl_verdict_json[] = {"ok", "bad", "error", "gone"};
+static const char *const ctl_verdict_text[] = {"ok", "BAD", "ERROR", "gone"};
+
+/* A backup to verify; size from a listing, or BFS_SIZE_UNKNOWN. */
+struct ctl_target {
+	char *instance;
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	uint64_t size;
+};
+
+struct ctl_targets {
+	struct ctl_target *v;
+	size_t n;
+	const char *instance; /* the instance being listed */
+};
+
+struct ctl_verify {
+	struct bfs_repo *repo;
+	struct bfs_verifier *v;
+	json_t *out;		    /* --json: the results, else NULL */
+	struct bfs_verify_result r; /* of the backup being verified */
+	unsigned n[CTL_NVERDICTS];  /* backups per verdict */
+	double bar_at;		    /* when the bar was last drawn */
+	int bar;		    /* a bar is on the terminal */
+};
+
+static void ctl_targets_release(struct ctl_targets *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i].instance);
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+static int ctl_target_add(struct ctl_targets *t, const char *instance,
+			  const char *ts, uint64_t size)
+{
+	struct ctl_target *grown = realloc(t->v, (t->n + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	t->v = grown;
+	grown[t->n].instance = strdup(instance);
+	if (!grown[t->n].instance)
+		return -ENOMEM;
+	snprintf(grown[t->n].ts, sizeof(grown[t->n].ts), "%s", ts);
+	grown[t->n].size = size;
+	t->n++;
+	return 0;
+}
+
+static int ctl_target_listed(const char *ts, uint64_t size, void *arg)
+{
+	struct ctl_targets *t = arg;
+
+	return ctl_target_add(t, t->instance, ts, size);
+}
+
+/* Every backup of instance, oldest first; latest_only: the newest. */
+static int ctl_targets_of(struct bfs_repo *repo, const char *instance,
+			  int latest_only, struct ctl_targets *t)
+{
+	size_t first = t->n;
+	int ret;
+
+	t->instance = instance;
+	ret = bfs_repo_list_backups(repo, instance, ctl_target_listed, t);
+	if (ret || !latest_only || t->n - first < 2)
+		return ret;
+	for (size_t i = first; i < t->n - 1; i++)
+		free(t->v[i].instance);
+	t->v[first] = t->v[t->n - 1];
+	t->n = first + 1;
+	return 0;
+}
+
+static int ctl_name_collect(const char *name, void *arg)
+{
+	return json_array_append_new(arg, json_string(name)) ? -ENOMEM : 0;
+}
+
+/* Every backup of every instance. */
+static int ctl_targets_all(struct bfs_repo *repo, struct ctl_targets *t)
+{
+	json_t *names = json_array();
+	size_t i;
+	int ret;
+
+	if (!names)
+		return -ENOMEM;
+	ret = bfs_repo_list_instances(repo, ctl_name_collect, names);
+	for (i = 0; !ret && i < json_array_size(names); i++) {
+		const char *name = json_string_value(json_array_get(names, i));
+
+		ret = ctl_targets_of(repo, name, 0, t);
+	}
+	json_decref(names);
+	return ret;
+}
+
+static double ctl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The bar of snapshot --wait, redrawn at most ten times a second. */
+static void ctl_verify_progress(uint64_t done, uint64_t total, void *arg)
+{
+	struct ctl_verify *cv = arg;
+	double now = ctl_now();
+
+	if (!isatty(STDERR_FILENO) || (cv->bar && now - cv->bar_at < 0.1))
+		return;
+	cv->bar = 1;
+	cv->bar_at = now;
+	ctl_progress(done, total);
+}
+
+static void ctl_verify_clear_bar(struct ctl_verify *cv)
+{
+	if (!cv->bar)
+		return;
+	fprintf(stderr, "\r%64s\r", "");
+	fflush(stderr);
+	cv->bar = 0;
+}
+
+static double ctl_mb_per_s(const struct bfs_verify_result *r)
+{
+	return (double)r->bytes / (r->seconds > 1e-3 ? r->seconds : 1e-3) / 1e6;
+}
+
+static json_t *ctl_verify_bad_json(const struct bfs_verify_result *r)
+{
+	json_t *a = json_array();
+	char hex[2 * BFS_ID_LEN + 1];
+
+	for (size_t i = 0; a && i < r->nbad && i < BFS_VERIFY_MAX_BAD; i++) {
+		const struct bfs_verify_chunk *b = &r->bad[i];
+
+		bfs_hex(b->id, BFS_ID_LEN, hex);
+		json_array_append_new(
+			a, json_pack("{sssIsIss}", "id", hex, "offset",
+				     (json_int_t)b->offset, "size",
+				     (json_int_t)b->size, "reason", b->why));
+	}
+	return a;
+}
+
+static void ctl_verify_json(struct ctl_verify *cv, const struct ctl_target *t,
+			    const struct bfs_manifest *m, int verdict,
+			    const char *reason)
+{
+	const struct bfs_verify_result *r = &cv->r;
+	const char *object = m && bfs_manifest_is_trove(m)
+				     ? bfs_trove_backup_str(m, "object")
+				     : NULL;
+	json_t *e = json_object();
+
+	if (!e)
+		return;
+	json_object_set_new(e, "instance", json_string(t->instance));
+	json_object_set_new(e, "timestamp", json_string(t->ts));
+	json_object_set_new(e, "result",
+			    json_string(ctl_verdict_json[verdict]));
+	json_object_set_new(e, "reason", ctl_str_or_null(reason));
+	json_object_set_new(e, "format", ctl_str_or_null(m ? m->format : NULL));
+	json_object_set_new(
+		e, "size", m ? json_integer((json_int_t)m->size) : json_null());
+	json_object_set_new(e, "chunks",
+			    m ? json_integer((json_int_t)m->nchunks)
+			      : json_null());
+	json_object_set_new(e, "object", ctl_str_or_null(object));
+	json_object_set_new(e, "bytes_checked",
+			    json_integer((json_int_t)r->bytes));
+	json_object_set_new(e, "seconds", json_real(r->seconds));
+	json_object_set_new(e, "mb_per_s", json_real(ctl_mb_per_s(r)));
+	json_object_set_new(e, "bad_chunks", ctl_verify_bad_json(r));
+	json_object_set_new(e, "bad_chunks_total",
+			    json_integer((json_int_t)r->nbad));
+	json_array_append_new(cv->out, e);
+}
+
+/* A bad native backup: a line per bad chunk, at most CTL_VERIFY_SHOW. */
+static void ctl_verify_bad_lines(const struct ctl_target *t,
+				 const struct bfs_verify_result *r)
+{
+	char hex[2 * BFS_ID_LEN + 1];
+	size_t i;
+
+	for (i = 0; i < r->nbad && i < CTL_VERIFY_SHOW; i++) {
+		bfs_hex(r->bad[i].id, BFS_ID_LEN, hex);
+		printf("BAD %s/%s: chunk %s at offset %llu: %s\n", t->instance,
+		       t->ts, hex, (unsigned long long)r->bad[i].offset,
+		       r->bad[i].why);
+	}
+	if (r->nbad > i)
+		printf("BAD %s/%s: %zu bad chunks in all, the first %zu shown "
+		       "(--json lists up to %d)\n",
+		       t->instance, t->ts, r->nbad, i, BFS_VERIFY_MAX_BAD);
+}
+
+static void ctl_verify_text(struct ctl_verify *cv, const struct ctl_target *t,
+			    const struct bfs_manifest *m, int verdict,
+			    const char *reason)
+{
+	const struct bfs_verify_result *r = &cv->r;
+
+	if (verdict == CTL_OK && bfs_manifest_is_trove(m))
+		printf("ok %s/%s (%llu bytes, Trove object %s, %.1f MB/s)\n",
+		       t->instance, t->ts, (unsigned long long)m->size,
+		       bfs_trove_backup_str(m, "object") ?: "?",
+		       ctl_mb_per_s(r));
+	else if (verdict == CTL_OK)
+		printf("ok %s/%s (%llu bytes, %zu chunks, %.1f MB/s)\n",
+		       t->instance, t->ts, (unsigned long long)m->size,
+		       m->nchunks, ctl_mb_per_s(r));
+	else if (verdict == CTL_BAD && r->nbad)
+		ctl_verify_bad_lines(t, r);
+	else
+		printf("%s %s/%s: %s\n", ctl_verdict_text[verdict], t->instance,
+		       t->ts, reason);
+	fflush(stdout);
+}
+
+static void ctl_verify_report(struct ctl_verify *cv, const struct ctl_target *t,
+			      const struct bfs_manifest *m, int verdict,
+			      const char *reason)
+{
+	ctl_verify_clear_bar(cv);
+	cv->n[verdict]++;
+	if (cv->out)
+		ctl_verify_json(cv, t, m, verdict, reason);
+	else
+		ctl_verify_text(cv, t, m, verdict, reason);
+}
+
+/* Load the manifest: 0, or the verdict on a backup that has none. */
+static int ctl_verify_manifest(struct ctl_verify *cv,
+			       const struct ctl_target *t,
+			       struct bfs_manifest **m, const char **reason)
+{
+	int ret =
+		bfs_repo_manifest_get(cv->repo, t->instance, t->ts, t->size, m);
+
+	if (!ret)
+		return 0;
+	if (ret == -ENOENT && t->size != BFS_SIZE_UNKNOWN) {
+		/* listed a moment ago: deleted since, not damaged */
+		*reason = "deleted while verifying";
+		return CTL_GONE;
+	}
+	if (ret == -ENOENT) {
+		*reason = "no such backup";
+		return CTL_ERROR;
+	}
+	if (ret == -EIO) {
+		*reason = "the manifest is unreadable (failed authentication, "
+			  "or malformed)";
+		return CTL_BAD;
+	}
+	*reason = strerror(-ret);
+	return CTL_ERROR;
+}
+
+/* The manifest is no longer there (not: cannot be read). */
+static int ctl_backup_gone(struct ctl_verify *cv, const struct ctl_target *t,
+			   uint64_t size)
+{
+	struct bfs_manifest *m = NULL;
+	int ret;
+
+	ret = bfs_repo_manifest_get(cv->repo, t->instance, t->ts, size, &m);
+	bfs_manifest_free(m);
+	return ret == -ENOENT;
+}
+
+static void ctl_verify_one(struct ctl_verify *cv, const struct ctl_target *t)
+{
+	struct bfs_manifest *m = NULL;
+	const char *reason = NULL;
+	int verdict;
+
+	memset(&cv->r, 0, sizeof(cv->r));
+	verdict = ctl_verify_manifest(cv, t, &m, &reason);
+	if (!m) {
+		ctl_verify_report(cv, t, NULL, verdict, reason);
+		return;
+	}
+	switch (bfs_verify_backup(cv->v, m, ctl_verify_progress, cv, &cv->r)) {
+	case BFS_VERIFY_OK:
+		verdict = CTL_OK;
+		break;
+	case BFS_VERIFY_BAD:
+		verdict = CTL_BAD;
+		break;
+	default:
+		verdict = CTL_ERROR;
+	}
+	reason = verdict == CTL_OK ? NULL : cv->r.reason;
+	/* chunks gc removed under a backup deleted meanwhile */
+	if (verdict != CTL_OK && ctl_backup_gone(cv, t, m->size)) {
+		verdict = CTL_GONE;
+		reason = "deleted while verifying";
+	}
+	ctl_verify_report(cv, t, m, verdict, reason);
+	bfs_manifest_free(m);
+}
+
+static int ctl_verify_run(struct ctl *c, struct bfs_repo *repo,
+			  const struct ctl_targets *t, int summary)
+{
+	struct ctl_verify *cv = calloc(1, sizeof(*cv));
+	int ret;
+
+	if (!cv)
+		return 1;
+	cv->repo = repo;
+	cv->out = c->json ? json_array() : NULL;
+	ret = bfs_verifier_new(repo, c->conf->backend, c->conf->state_dir,
+			       c->conf->readahead, &cv->v);
+	if (ret) {
+		fprintf(stderr, "backupctl: verify: %s\n", strerror(-ret));
+		goto out_free;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		ctl_verify_one(cv, &t->v[i]);
+	bfs_verifier_free(cv->v);
+	if (cv->out) {
+		char *s = json_dumps(cv->out, JSON_INDENT(2));
+
+		printf("%s\n", s ? s : "[]");
+		free(s);
+	} else if (summary) {
+		printf("verify: %u ok, %u bad, %u errors, %u gone\n",
+		       cv->n[CTL_OK], cv->n[CTL_BAD], cv->n[CTL_ERROR],
+		       cv->n[CTL_GONE]);
+	}
+	ret = cv->n[CTL_BAD] || cv->n[CTL_ERROR];
+out_free:
+	json_decref(cv->out);
+	free(cv);
+	return ret ? 1 : 0;
+}
+
+static int ctl_verify_usage(void)
+{
+	fprintf(stderr, "usage: backupctl verify INSTANCE [TIMESTAMP | --all] "
+			"[--json]\n"
+			"       backupctl verify --all [--json]\n");
+	return EXIT_USAGE;
+}
+
+/* What to verify: a backup, an instance's latest or all, or all. */
+static int ctl_verify_targets(struct bfs_repo *repo, const char *instance,
+			      const char *ts, int all, struct ctl_targets *t)
+{
+	int ret;
+
+	if (ts)
+		return ctl_target_add(t, instance, ts, BFS_SIZE_UNKNOWN);
+	ret = instance ? ctl_targets_of(repo, instance, !all, t)
+		       : ctl_targets_all(repo, t);
+	if (!ret && instance && !t->n)
+		ret = -ENOENT;
+	return ret;
+}
+
+static int cmd_verify(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"all", no_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
+		{0},
+	};
+	const char *instance = NULL, *ts = NULL;
+	struct ctl_targets t = {0};
+	struct bfs_backend *be;
+	struct bfs_repo *repo;
+	int all = 0, o, ret;
+	int64_t when;
+
+	optind = 0; /* GNU getopt: start over with a new vector */
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'a')
+			all = 1;
+		else if (o == 'j')
+			c->json = 1;
+		else
+			return ctl_verify_usage();
+	}
+	if (optind < argc)
+		instance = argv[optind++];
+	if (optind < argc)
+		ts = argv[optind++];
+	if (optind != argc || (!instance && !all) || (ts && all) ||
+	    (instance && !bfs_name_ok(instance)) ||
+	    (ts && bfs_timestamp_parse(ts, &when)))
+		return ctl_verify_usage();
+	if (ctl_open_repo(c, &be, &repo))
+		return 1;
+	ret = ctl_verify_targets(repo, instance, ts, all, &t);
+	if (ret == -ENOENT)
+		fprintf(stderr, "backupctl: verify: instance '%s' has no backups\n",
+			instance);
+	else if (ret)
+		fprintf(stderr, "backupctl: verify: listing failed: %s\n",
+			strerror(-ret));
+	else
+		ret = ctl_verify_run(c, repo, &t, all);
+	ctl_targets_release(&t);
+	bfs_repo_close(repo);
+	bfs_backend_close(be);
+	return ret ? 1 : 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
@@ -720,6 +1161,7 @@ static const struct {
 	{"delete", cmd_delete},
 	{"gc", cmd_gc},
 	{"import-trove", cmd_import_trove},
+	{"verify", cmd_verify},
 };
 
 int main(int argc, char **argv)
