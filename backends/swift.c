@@ -177,29 +177,8 @@ static int swift_head(struct swift_backend *sb, const char *name,
 	return ret;
 }
 
-/* Of an SLO or DLO manifest too, HEAD gives the size of the whole. */
-static int swift_stat(struct bfs_backend *be, const char *name, uint64_t *size)
-{
-	struct swift_backend *sb = swift_of(be);
-	struct swift_req r = {0};
-	int ret;
-
-	ret = swift_name_check("name", name);
-	if (!ret)
-		ret = swift_head(sb, name, &r);
-	if (!ret && r.clen < 0) {
-		bfs_err("swift HEAD \"%s\": no Content-Length in the answer",
-			name);
-		ret = -EIO;
-	}
-	if (!ret)
-		*size = (uint64_t)r.clen;
-	swift_req_release(&r);
-	return ret;
-}
-
-/* One HEAD: what Swift says of the object, its large-object kind and
- * Trove's metadata included. */
+/* One HEAD: what Swift says of the object (of an SLO or DLO manifest, the
+ * size of the whole), its large-object kind and Trove's metadata. */
 static int swift_info(struct bfs_backend *be, const char *name,
 		      struct bfs_object_info *out)
 {
@@ -226,6 +205,17 @@ static int swift_info(struct bfs_backend *be, const char *name,
 			 "%s", r.meta_dsv);
 	}
 	swift_req_release(&r);
+	return ret;
+}
+
+static int swift_stat(struct bfs_backend *be, const char *name, uint64_t *size)
+{
+	struct bfs_object_info info;
+	int ret;
+
+	ret = swift_info(be, name, &info);
+	if (!ret)
+		*size = info.size;
 	return ret;
 }
 

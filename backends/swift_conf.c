@@ -127,24 +127,6 @@ static int swift_set(char **field, const char *val, const char *what, char *err,
 	return 0;
 }
 
-static ssize_t swift_read_all(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < cap) {
-		n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 /* Like the repository key file: a regular file only its owner can read. */
 static int swift_secret_mode(int fd, const char *path, char *err, size_t errlen)
 {
@@ -210,7 +192,7 @@ static int swift_secret_file(const char *path, char **out, char *err,
 	ret = swift_secret_mode(fd, path, err, errlen);
 	if (ret)
 		goto out_close;
-	len = swift_read_all(fd, text, SWIFT_SECRET_MAX + 1);
+	len = bfs_read_all(fd, text, SWIFT_SECRET_MAX + 1);
 	if (len < 0) {
 		ret = (int)len;
 		bfs_errf(err, errlen, "cannot read secret file \"%s\": %s",

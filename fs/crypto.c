@@ -31,8 +31,7 @@
 /* EVP update functions take an int length: feed big buffers in pieces. */
 #define CRYPTO_STEP (1 << 30)
 
-/* Log the reason OpenSSL gives for a failure, and empty its error queue. */
-static void ossl_log(const char *what)
+void bfs_ossl_log(const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char msg[256];
@@ -55,7 +54,7 @@ static int hkdf_derive(EVP_KDF *kdf, const uint8_t master[BFS_KEY_LEN],
 
 	ctx = EVP_KDF_CTX_new(kdf);
 	if (!ctx) {
-		ossl_log("EVP_KDF_CTX_new");
+		bfs_ossl_log("EVP_KDF_CTX_new");
 		return -EIO;
 	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
@@ -66,7 +65,7 @@ static int hkdf_derive(EVP_KDF *kdf, const uint8_t master[BFS_KEY_LEN],
 		OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
 	params[3] = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(ctx, out, BFS_KEY_LEN, params) != 1) {
-		ossl_log("hkdf");
+		bfs_ossl_log("hkdf");
 		ret = -EIO;
 	}
 	EVP_KDF_CTX_free(ctx);
@@ -93,7 +92,7 @@ int bfs_keys_derive(const uint8_t master[BFS_KEY_LEN], struct bfs_keys *out)
 
 	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	if (!kdf) {
-		ossl_log("EVP_KDF_fetch HKDF");
+		bfs_ossl_log("EVP_KDF_fetch HKDF");
 		return -EIO;
 	}
 	for (i = 0; i < sizeof(purposes) / sizeof(purposes[0]); i++) {
@@ -116,7 +115,7 @@ int bfs_random(void *buf, size_t len)
 	while (len) {
 		n = len < CRYPTO_STEP ? len : CRYPTO_STEP;
 		if (RAND_bytes(p, (int)n) != 1) {
-			ossl_log("RAND_bytes");
+			bfs_ossl_log("RAND_bytes");
 			return -EIO;
 		}
 		p += n;
@@ -136,25 +135,6 @@ static int key_parse(const char *text, size_t len, uint8_t master[BFS_KEY_LEN])
 	    !(len == 2 * BFS_KEY_LEN + 1 && text[2 * BFS_KEY_LEN] == '\n'))
 		return -EINVAL;
 	return bfs_unhex(text, master, BFS_KEY_LEN);
-}
-
-/* Read at most cap bytes (the whole of a small file). */
-static ssize_t read_all(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < cap) {
-		n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
 }
 
 /* A key file must be a regular file only its owner may read or write. */
@@ -202,7 +182,7 @@ int bfs_key_file_read(const char *path, uint8_t master[BFS_KEY_LEN], char *err,
 	ret = key_check_mode(fd, path, err, errlen);
 	if (ret)
 		goto out_close;
-	len = read_all(fd, text, sizeof(text));
+	len = bfs_read_all(fd, text, sizeof(text));
 	if (len < 0) {
 		ret = (int)len;
 		bfs_errf(err, errlen, "cannot read key file '%s': %s", path,
@@ -301,7 +281,7 @@ void bfs_hmac_sha256(const uint8_t key[BFS_KEY_LEN], const void *data,
 	if (!HMAC(EVP_sha256(), key, BFS_KEY_LEN, len ? data : &empty, len, out,
 		  &outlen) ||
 	    outlen != 32) {
-		ossl_log("HMAC-SHA256");
+		bfs_ossl_log("HMAC-SHA256");
 		abort();
 	}
 }
@@ -328,7 +308,7 @@ struct bfs_sha256 *bfs_sha256_new(void)
 	if (!s->ctx)
 		goto out_free;
 	if (EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
-		ossl_log("SHA-256 init");
+		bfs_ossl_log("SHA-256 init");
 		goto out_ctx;
 	}
 	return s;
@@ -344,7 +324,7 @@ void bfs_sha256_update(struct bfs_sha256 *s, const void *data, size_t len)
 	if (!len || s->failed)
 		return;
 	if (EVP_DigestUpdate(s->ctx, data, len) != 1) {
-		ossl_log("SHA-256 update");
+		bfs_ossl_log("SHA-256 update");
 		s->failed = 1;
 	}
 }
@@ -355,7 +335,7 @@ void bfs_sha256_final(struct bfs_sha256 *s, uint8_t out[32])
 
 	if (s->failed || EVP_DigestFinal_ex(s->ctx, out, &outlen) != 1) {
 		if (!s->failed)
-			ossl_log("SHA-256 final");
+			bfs_ossl_log("SHA-256 final");
 		/* Never a plausible digest: all-ones will not match anything
 		 * a caller compares it with. */
 		memset(out, 0xff, 32);
@@ -452,7 +432,7 @@ int bfs_gcm_seal(const uint8_t key[BFS_KEY_LEN], const void *aad, size_t aadlen,
 out_ctx:
 	EVP_CIPHER_CTX_free(ctx);
 out_ossl:
-	ossl_log("AES-256-GCM seal");
+	bfs_ossl_log("AES-256-GCM seal");
 	return -EIO;
 }
 
@@ -467,13 +447,13 @@ int bfs_gcm_open(const uint8_t key[BFS_KEY_LEN],
 
 	ctx = gcm_start(key, nonce, 0);
 	if (!ctx) {
-		ossl_log("AES-256-GCM open");
+		bfs_ossl_log("AES-256-GCM open");
 		goto out_zero;
 	}
 	if (gcm_aad(ctx, aad, aadlen) || gcm_update(ctx, in, len, out) ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BFS_TAG_LEN,
 				(void *)tag) != 1) {
-		ossl_log("AES-256-GCM open");
+		bfs_ossl_log("AES-256-GCM open");
 		goto out_ctx;
 	}
 	/* Final is where the tag is checked: a mismatch is not an error of

@@ -84,4 +84,8 @@ int bfs_unhex(const char *in, uint8_t *out, size_t n);
 /* Constant-time compare: 0 when equal. */
 int bfs_memcmp_ct(const void *a, const void *b, size_t n);
 
+/* Log OpenSSL's reason for a failure of what ("bfs: error: what failed:
+ * reason"), and empty its error queue. */
+void bfs_ossl_log(const char *what);
+
 #endif

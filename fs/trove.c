@@ -13,6 +13,7 @@
  */
 #include "trove.h"
 
+#include "crypto.h"
 #include "log.h"
 #include "trove_int.h"
 #include "util.h"
@@ -20,7 +21,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,20 +53,6 @@ static const char *const kdf_names[] = {
 static const int kdf_order[] = {BFS_TROVE_KDF_PBKDF2_SHA512,
 				BFS_TROVE_KDF_BTK_SHA256,
 				BFS_TROVE_KDF_BTK_MD5};
-
-/* Log OpenSSL's reason for a failure once, and empty its queue. */
-static void ossl_log(const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char msg[256];
-
-	if (e)
-		ERR_error_string_n(e, msg, sizeof(msg));
-	else
-		snprintf(msg, sizeof(msg), "no reason given");
-	bfs_err("%s failed: %s", what, msg);
-	ERR_clear_error();
-}
 
 const char *bfs_trove_kdf_name(int kdf)
 {
@@ -103,7 +89,7 @@ int bfs_trove_kdf_derive(int kdf, const char *pass,
 		if (PKCS5_PBKDF2_HMAC(pass, (int)len, salt, BFS_TROVE_SALT_LEN,
 				      PBKDF2_ITER, EVP_sha512(), sizeof(both),
 				      both) != 1) {
-			ossl_log("pbkdf2");
+			bfs_ossl_log("pbkdf2");
 			return -EIO;
 		}
 		memcpy(key, both, BFS_TROVE_KEY_LEN);
@@ -123,7 +109,7 @@ int bfs_trove_kdf_derive(int kdf, const char *pass,
 	if (EVP_BytesToKey(EVP_aes_256_cbc(), md, salt,
 			   (const unsigned char *)pass, (int)len, 1, key,
 			   iv) != BFS_TROVE_KEY_LEN) {
-		ossl_log("EVP_BytesToKey");
+		bfs_ossl_log("EVP_BytesToKey");
 		return -EIO;
 	}
 	return 0;
@@ -143,7 +129,7 @@ static int cbc_block(const uint8_t key[BFS_TROVE_KEY_LEN],
 	    EVP_CIPHER_CTX_set_padding(c, 0) != 1 ||
 	    EVP_DecryptUpdate(c, out, &n, in, AES_BLOCK) != 1 ||
 	    n != AES_BLOCK) {
-		ossl_log("aes-256-cbc");
+		bfs_ossl_log("aes-256-cbc");
 		ret = -EIO;
 	}
 	EVP_CIPHER_CTX_free(c);
@@ -374,7 +360,7 @@ static int dec_md5_start(struct bfs_trove_dec *d)
 	if (!d->md5)
 		return -ENOMEM;
 	if (EVP_DigestInit_ex(d->md5, EVP_md5(), NULL) != 1) {
-		ossl_log("md5");
+		bfs_ossl_log("md5");
 		return -EIO;
 	}
 	return 0;
@@ -606,7 +592,7 @@ static int cbc_decrypt(struct bfs_trove_dec *d, const uint8_t *in, size_t n)
 	if (EVP_DecryptUpdate(d->cipher, d->gz + d->gz_len, &outl, in,
 			      (int)n) != 1 ||
 	    (size_t)outl != n) {
-		ossl_log("aes-256-cbc");
+		bfs_ossl_log("aes-256-cbc");
 		return dec_fail(d, -EIO, "decryption failed");
 	}
 	d->gz_len += n;
@@ -648,7 +634,7 @@ static int start_cipher(struct bfs_trove_dec *d)
 	if (EVP_DecryptInit_ex(d->cipher, EVP_aes_256_cbc(), NULL, d->keys.key,
 			       iv) != 1 ||
 	    EVP_CIPHER_CTX_set_padding(d->cipher, 0) != 1) {
-		ossl_log("aes-256-cbc");
+		bfs_ossl_log("aes-256-cbc");
 		return dec_fail(d, -EIO, "cannot start decryption");
 	}
 	if (d->head_kind == HEAD_SALTED)
@@ -1057,7 +1043,7 @@ static int dec_end(struct bfs_trove_dec *d)
 	if (d->md5 && !d->md5_done) {
 		if (EVP_DigestFinal_ex(d->md5, d->md5_sum, &n) != 1 ||
 		    n != 16) {
-			ossl_log("md5");
+			bfs_ossl_log("md5");
 			return dec_fail(d, -EIO, "md5 failed");
 		}
 		d->md5_done = 1;

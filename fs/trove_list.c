@@ -262,24 +262,6 @@ out_arr:
 	return ret;
 }
 
-static ssize_t tl_read_all(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < cap) {
-		n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 int bfs_trove_list_load(const char *path, struct bfs_trove_list *out, char *err,
 			size_t errlen)
 {
@@ -307,7 +289,7 @@ int bfs_trove_list_load(const char *path, struct bfs_trove_list *out, char *err,
 		return -EFBIG;
 	}
 	text = malloc(BFS_TROVE_LIST_MAX_BYTES + 1);
-	len = text ? tl_read_all(fd, text, BFS_TROVE_LIST_MAX_BYTES + 1)
+	len = text ? bfs_read_all(fd, text, BFS_TROVE_LIST_MAX_BYTES + 1)
 		   : -ENOMEM;
 	close(fd);
 	if (len > BFS_TROVE_LIST_MAX_BYTES)
@@ -480,7 +462,7 @@ int bfs_trove_key_file_read(const char *path, char **pass, char *err,
 		return ret;
 	}
 	ret = tl_key_mode(fd, path, err, errlen);
-	len = ret ? 0 : tl_read_all(fd, text, sizeof(text) - 1);
+	len = ret ? 0 : bfs_read_all(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (!ret && len < 0) {
 		ret = (int)len;
