@@ -137,8 +137,7 @@ static int key_parse(const char *text, size_t len, uint8_t master[BFS_KEY_LEN])
 	return bfs_unhex(text, master, BFS_KEY_LEN);
 }
 
-/* A key file must be a regular file only its owner may read or write. */
-static int key_check_mode(int fd, const char *path, char *err, size_t errlen)
+int bfs_key_file_check_mode(int fd, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	int ret;
@@ -179,7 +178,7 @@ int bfs_key_file_read(const char *path, uint8_t master[BFS_KEY_LEN], char *err,
 			strerror(-ret));
 		return ret;
 	}
-	ret = key_check_mode(fd, path, err, errlen);
+	ret = bfs_key_file_check_mode(fd, path, err, errlen);
 	if (ret)
 		goto out_close;
 	len = bfs_read_all(fd, text, sizeof(text));

@@ -32,6 +32,11 @@ struct bfs_keys {
 /* Derive all purpose keys from the master key.  0 or -EIO. */
 int bfs_keys_derive(const uint8_t master[BFS_KEY_LEN], struct bfs_keys *out);
 
+/* A key file (fd open on path) must be a regular file only its owner may
+ * read or write: 0, or -errno with the reason in err. */
+int bfs_key_file_check_mode(int fd, const char *path, char *err,
+			    size_t errlen);
+
 /*
  * Read a key file.  Refuses (-EPERM) a file that group or others may read
  * or write, and -EINVAL for content that is not 64 hex digits (a trailing

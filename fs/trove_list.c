@@ -8,6 +8,7 @@
  * the openstack CLI's table, "instance_id" in the API), so fields are
  * looked up by a normalized name: lower case, without ' ', '_' or '-'.
  */
+#include "crypto.h"
 #include "trove_import.h"
 #include "util.h"
 
@@ -392,32 +393,6 @@ void bfs_trove_pass_free(char *pass)
 	free(pass);
 }
 
-/* As for every secret file: regular, and nobody but its owner may touch
- * it. */
-static int tl_key_mode(int fd, const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (fstat(fd, &st)) {
-		bfs_errf(err, errlen, "cannot stat key file '%s': %s", path,
-			 strerror(errno));
-		return -errno;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		bfs_errf(err, errlen, "key file '%s' is not a regular file",
-			 path);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {
-		bfs_errf(err, errlen,
-			 "key file '%s' has mode %04o: group and others must "
-			 "have no access (chmod 600)",
-			 path, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
-}
-
 /* The pass phrase is the first line without its line end. */
 static int tl_key_text(char *text, size_t len, const char *path, char *err,
 		       size_t errlen)
@@ -461,7 +436,8 @@ int bfs_trove_key_file_read(const char *path, char **pass, char *err,
 			 strerror(-ret));
 		return ret;
 	}
-	ret = tl_key_mode(fd, path, err, errlen);
+	/* as for the repository key: regular, owner only */
+	ret = bfs_key_file_check_mode(fd, path, err, errlen);
 	len = ret ? 0 : bfs_read_all(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (!ret && len < 0) {
@@ -469,6 +445,10 @@ int bfs_trove_key_file_read(const char *path, char **pass, char *err,
 		bfs_errf(err, errlen, "cannot read key file '%s': %s", path,
 			 strerror(-ret));
 	}
+	/* bfs_read_all() never returns more than asked; saying so lets the
+	 * compiler see text[len] stays inside text */
+	if (!ret && (size_t)len >= sizeof(text))
+		ret = -EIO;
 	if (!ret)
 		ret = tl_key_text(text, (size_t)len, path, err, errlen);
 	if (!ret) {
