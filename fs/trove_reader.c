@@ -72,10 +72,10 @@
 #define DEF_FETCH      (4u << 20)
 #define MIN_FETCH      (64u << 10)
 /* Plaintext history per cursor (see above). */
-#define HIST_CAP       (4u << 20)
+#define HIST_CAP (4u << 20)
 /* Fetches since a (re)start after which a cursor prefetches. */
-#define PF_AFTER       3
-#define MAX_FETCH      (64u << 20)
+#define PF_AFTER  3
+#define MAX_FETCH (64u << 20)
 /* Where output goes that is decoded only to be skipped. */
 #define SCRATCH (128 * 1024)
 /* An offset no read reaches: verify decodes "towards" it to the end. */
@@ -93,7 +93,7 @@ struct trove_cursor {
 	struct bfs_buf in;
 	size_t in_pos;
 	uint8_t *scratch;
-	uint64_t used; /* LRU tick */
+	uint64_t used;	  /* LRU tick */
 	size_t fetch_cur; /* the next fetch's size (ramping up) */
 	unsigned nfetch;  /* fetches since the (re)start */
 
@@ -558,7 +558,7 @@ static int cursor_input(struct bfs_trove_reader *r, struct trove_cursor *c,
 	c->obj_next += n;
 	c->nfetch++;
 	c->fetch_cur = 2 * c->fetch_cur < r->fetch_size ? 2 * c->fetch_cur
-							 : r->fetch_size;
+							: r->fetch_size;
 	pf_start(r, c);
 	return 0;
 }

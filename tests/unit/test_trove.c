@@ -357,9 +357,9 @@ static int dec_all(const struct blob *obj, const char *pass, int kdf,
 struct mem_obj {
 	const struct blob *b;
 	_Atomic int fetches;
-	_Atomic int small; /* fetches under 64 KiB not at the end */
-	pthread_t main;	   /* the thread that opened the reader */
-	_Atomic int other; /* fetches from other threads (prefetches) */
+	_Atomic int small;   /* fetches under 64 KiB not at the end */
+	pthread_t main;	     /* the thread that opened the reader */
+	_Atomic int other;   /* fetches from other threads (prefetches) */
 	_Atomic int blocked; /* of them, held at the gate now */
 	int gated;	     /* under gate_lock: hold other threads' fetches */
 };
