@@ -156,7 +156,9 @@ struct bfs_trove_params {
 	uint64_t interval;	/* plaintext between checkpoints; 0: 4 MiB */
 	unsigned max_points;	/* 0: 4096; past it the interval doubles */
 	unsigned cursors;	/* decode cursors, 1..16; 0: 4 */
-	size_t fetch_size;	/* bytes per fetch; 0: 1 MiB */
+	size_t fetch_size;	/* bytes per fetch at most; 0: 4 MiB.  A
+				   cursor (re)started fetches a quarter
+				   (>= 64 KiB) first, doubling after */
 	bfs_trove_fetch_fn fetch;
 	void *fetch_arg; /* borrowed; must outlive the reader */
 };
@@ -203,7 +205,12 @@ void bfs_trove_reader_free(struct bfs_trove_reader *r);
  * (up to the cursor count) thus each stream; a forward seek decodes
  * forward from the cursor; a backward seek costs at most one interval
  * once checkpoints cover the offset.  Cursors decode in parallel; the
- * checkpoint list is shared under the reader's lock.
+ * checkpoint list is shared under the reader's lock.  Each cursor keeps
+ * its last 4 MiB of plaintext, so a read slightly behind it (reads of a
+ * stream delivered out of order) is a copy, and a cursor that streams
+ * fetches its next range on a helper thread of its own while it
+ * decodes: fetch may be called with no read running, until
+ * bfs_trove_reader_free() returns.
  */
 ssize_t bfs_trove_read(struct bfs_trove_reader *r, uint64_t off, size_t len,
 		       void *out, char *err, size_t errlen);

@@ -7,6 +7,34 @@
  * one at the nearest checkpoint; cursors decode outside the reader's
  * lock, so readers on different cursors run in parallel.
  *
+ * History: each cursor keeps the last HIST_CAP bytes of plaintext it
+ * produced in a ring.  The kernel's readahead and libfuse's worker
+ * threads deliver a sequential stream slightly out of order (n + 128K
+ * before n); a read just behind a cursor is then a copy from its ring,
+ * and a read that a busy cursor will have in its ring once its running
+ * read is over waits for that cursor rather than restarting another
+ * one at the previous checkpoint (which refetched and redecoded up to
+ * an interval, and cost a spare cursor).
+ *
+ * Fetch sizes: after a (re)start a cursor fetches a quarter of
+ * fetch_size (at least MIN_FETCH), then doubles up to fetch_size, so a
+ * random read costs a small fetch and a stream soon makes large ones.
+ *
+ * Prefetch: once a cursor has made PF_AFTER fetches since its (re)start
+ * it is taken to stream, and after each fetch it queues the next range
+ * in its one prefetch slot; a helper thread of its own (started on the
+ * first prefetch, at most one per cursor) fetches it while the cursor
+ * decodes.  The slot is under the cursor's pf_lock, never under
+ * r->lock, and nobody waits for I/O holding r->lock: the cursor's owner
+ * waits for a running prefetch only when it is the very range it needs
+ * next.  A restart bumps the cursor's generation, so a prefetch queued
+ * before it is dropped (or, still running, ignored and overwritten
+ * later) and never fed to the new decoder; while a stale one runs the
+ * cursor just fetches synchronously.  Memory per cursor is bounded: the
+ * input buffer, the slot's buffer (fetch_size each), the ring and the
+ * scratch buffer.  bfs_trove_reader_free() stops the helpers, waiting
+ * for a fetch in flight.
+ *
  * Checkpoints: a cursor that decodes past the last checkpoint plus the
  * interval records a new one at the next deflate block boundary.  Every
  * cursor starts at 0 or at a checkpoint and decodes without gaps, so the
@@ -41,9 +69,13 @@
 #define MIN_MAX_POINTS 16
 #define DEF_CURSORS    4
 #define MAX_CURSORS    16
-#define DEF_FETCH      (1u << 20)
+#define DEF_FETCH      (4u << 20)
 #define MIN_FETCH      (64u << 10)
-#define MAX_FETCH      (64u << 20)
+/* Plaintext history per cursor (see above). */
+#define HIST_CAP (4u << 20)
+/* Fetches since a (re)start after which a cursor prefetches. */
+#define PF_AFTER  3
+#define MAX_FETCH (64u << 20)
 /* Where output goes that is decoded only to be skipped. */
 #define SCRATCH (128 * 1024)
 /* An offset no read reaches: verify decodes "towards" it to the end. */
@@ -61,7 +93,38 @@ struct trove_cursor {
 	struct bfs_buf in;
 	size_t in_pos;
 	uint8_t *scratch;
-	uint64_t used; /* LRU tick */
+	uint64_t used;	  /* LRU tick */
+	size_t fetch_cur; /* the next fetch's size (ramping up) */
+	unsigned nfetch;  /* fetches since the (re)start */
+
+	/* The last hist_len bytes decoded, a ring of HIST_CAP ending at
+	 * pos; hist_head is where the byte at pos goes.  Owner only. */
+	uint8_t *hist;
+	size_t hist_len, hist_head;
+	uint64_t lo; /* while busy: pos - hist_len at the claim */
+
+	/* The prefetch slot, under pf_lock (never taken with it held:
+	 * r->lock).  The helper owns pf_buf while PF_RUNNING, the cursor's
+	 * owner otherwise. */
+	pthread_mutex_t pf_lock;
+	pthread_cond_t pf_cond;
+	pthread_t pf_thread;
+	int pf_started, pf_quit;
+	int pf_state;	 /* enum pf_state */
+	uint64_t gen;	 /* bumped by every restart */
+	uint64_t pf_gen; /* the generation that queued the slot's range */
+	uint64_t pf_off;
+	size_t pf_len;
+	int pf_ret;
+	struct bfs_buf pf_buf;
+	struct bfs_trove_reader *r;
+};
+
+enum pf_state {
+	PF_IDLE = 0, /* empty */
+	PF_QUEUED,   /* a range for the helper */
+	PF_RUNNING,  /* being fetched */
+	PF_DONE,     /* fetched: pf_ret, pf_buf */
 };
 
 struct bfs_trove_reader {
@@ -188,8 +251,162 @@ static void reader_on_point(void *arg, struct bfs_trove_dec *d, int kind)
 }
 
 /*
+ * History: the cursor's owner only.
+ */
+
+/* Append n decoded bytes (those just before the new pos). */
+static void hist_put(struct trove_cursor *c, const uint8_t *p, size_t n)
+{
+	size_t k;
+
+	if (!c->hist || !n)
+		return;
+	if (n >= HIST_CAP) {
+		memcpy(c->hist, p + n - HIST_CAP, HIST_CAP);
+		c->hist_head = 0;
+		c->hist_len = HIST_CAP;
+		return;
+	}
+	k = HIST_CAP - c->hist_head < n ? HIST_CAP - c->hist_head : n;
+	memcpy(c->hist + c->hist_head, p, k);
+	memcpy(c->hist, p + k, n - k);
+	c->hist_head = (c->hist_head + n) % HIST_CAP;
+	c->hist_len = c->hist_len + n < HIST_CAP ? c->hist_len + n : HIST_CAP;
+}
+
+/* Copy [off, off + n), which lies in [pos - hist_len, pos). */
+static void hist_get(const struct trove_cursor *c, uint64_t off, uint8_t *out,
+		     size_t n)
+{
+	size_t back = (size_t)(c->pos - off), i, k;
+
+	i = (c->hist_head + HIST_CAP - back) % HIST_CAP;
+	k = HIST_CAP - i < n ? HIST_CAP - i : n;
+	memcpy(out, c->hist + i, k);
+	memcpy(out + k, c->hist, n - k);
+}
+
+/*
+ * Prefetch: a cursor's slot and helper thread.
+ */
+
+static void *pf_main(void *arg)
+{
+	struct trove_cursor *c = arg;
+	struct bfs_trove_reader *r = c->r;
+	uint64_t off;
+	size_t len;
+	int ret;
+
+	pthread_mutex_lock(&c->pf_lock);
+	for (;;) {
+		while (!c->pf_quit && c->pf_state != PF_QUEUED)
+			pthread_cond_wait(&c->pf_cond, &c->pf_lock);
+		if (c->pf_quit)
+			break;
+		c->pf_state = PF_RUNNING;
+		off = c->pf_off;
+		len = c->pf_len;
+		pthread_mutex_unlock(&c->pf_lock);
+		bfs_buf_reset(&c->pf_buf);
+		ret = r->fetch(r->fetch_arg, off, len, &c->pf_buf);
+		atomic_fetch_add(&r->fetches, 1);
+		atomic_fetch_add(&r->fetched, c->pf_buf.len);
+		pthread_mutex_lock(&c->pf_lock);
+		c->pf_ret = ret;
+		c->pf_state = PF_DONE;
+		pthread_cond_broadcast(&c->pf_cond);
+	}
+	pthread_mutex_unlock(&c->pf_lock);
+	return NULL;
+}
+
+/* Owner: queue the range after the one just fetched, unless the slot is
+ * still busy (a stale prefetch running: then the next fetch is
+ * synchronous). */
+static void pf_start(struct bfs_trove_reader *r, struct trove_cursor *c)
+{
+	uint64_t left = r->obj_size - c->obj_next;
+
+	if (c->nfetch < PF_AFTER || c->obj_next >= r->obj_size)
+		return;
+	pthread_mutex_lock(&c->pf_lock);
+	if (c->pf_state == PF_RUNNING || c->pf_state == PF_QUEUED)
+		goto out_unlock;
+	if (!c->pf_started) {
+		c->r = r;
+		if (pthread_create(&c->pf_thread, NULL, pf_main, c))
+			goto out_unlock; /* no prefetch: still correct */
+		c->pf_started = 1;
+	}
+	c->pf_gen = c->gen;
+	c->pf_off = c->obj_next;
+	c->pf_len = (size_t)(left < c->fetch_cur ? left : c->fetch_cur);
+	c->pf_state = PF_QUEUED;
+	pthread_cond_broadcast(&c->pf_cond);
+out_unlock:
+	pthread_mutex_unlock(&c->pf_lock);
+}
+
+/* Owner: 1 with [obj_next, obj_next + n) in c->in if the slot holds (or
+ * is fetching) exactly that for this generation; else 0, and the caller
+ * fetches it itself (a failed prefetch is retried that way too). */
+static int pf_take(struct trove_cursor *c, size_t n)
+{
+	struct bfs_buf t;
+	int took = 0;
+
+	pthread_mutex_lock(&c->pf_lock);
+	if (c->pf_state == PF_IDLE || c->pf_gen != c->gen ||
+	    c->pf_off != c->obj_next || c->pf_len != n)
+		goto out_unlock;
+	while (c->pf_state != PF_DONE)
+		pthread_cond_wait(&c->pf_cond, &c->pf_lock);
+	if (!c->pf_ret && c->pf_buf.len == n) {
+		t = c->in;
+		c->in = c->pf_buf;
+		c->pf_buf = t;
+		took = 1;
+	}
+	c->pf_state = PF_IDLE;
+out_unlock:
+	pthread_mutex_unlock(&c->pf_lock);
+	return took;
+}
+
+/* Under r->lock, c idle: a new generation; a prefetch for the old one
+ * is dropped, or ignored once it finishes.  Never waits for it. */
+static void pf_drop(struct trove_cursor *c)
+{
+	pthread_mutex_lock(&c->pf_lock);
+	c->gen++;
+	if (c->pf_state == PF_QUEUED || c->pf_state == PF_DONE)
+		c->pf_state = PF_IDLE;
+	pthread_mutex_unlock(&c->pf_lock);
+}
+
+/* Stop c's helper, after the fetch it may be running. */
+static void pf_stop(struct trove_cursor *c)
+{
+	if (!c->pf_started)
+		return;
+	pthread_mutex_lock(&c->pf_lock);
+	c->pf_quit = 1;
+	pthread_cond_broadcast(&c->pf_cond);
+	pthread_mutex_unlock(&c->pf_lock);
+	pthread_join(c->pf_thread, NULL);
+	c->pf_started = 0;
+}
+
+/*
  * Cursors.
  */
+
+/* The first fetch after a (re)start. */
+static size_t fetch_first(const struct bfs_trove_reader *r)
+{
+	return r->fetch_size / 4 > MIN_FETCH ? r->fetch_size / 4 : MIN_FETCH;
+}
 
 /* Under r->lock: start c again at pt (NULL: at byte 0). */
 static int cursor_restart(struct bfs_trove_reader *r, struct trove_cursor *c,
@@ -199,12 +416,18 @@ static int cursor_restart(struct bfs_trove_reader *r, struct trove_cursor *c,
 	uint8_t *win = NULL;
 	int ret;
 
+	pf_drop(c);
+	c->nfetch = 0;
+	c->fetch_cur = fetch_first(r);
 	bfs_trove_dec_free(c->dec);
 	c->dec = NULL;
 	c->eof = 0;
+	c->hist_len = c->hist_head = 0;
 	if (!c->scratch)
 		c->scratch = malloc(SCRATCH);
-	if (!c->scratch)
+	if (!c->hist)
+		c->hist = malloc(HIST_CAP);
+	if (!c->scratch || !c->hist)
 		return -ENOMEM;
 	if (pt && pt->win_len) {
 		win = malloc(TROVE_WINDOW);
@@ -246,10 +469,12 @@ static int spare_better(const struct trove_cursor *a,
 }
 
 /*
- * Under r->lock: the cursor for a read at off, or NULL to wait.  A cursor
- * at or before off but not before the nearest checkpoint decodes forward
- * (if it is busy, waiting for it beats decoding the same bytes twice);
- * else the best spare restarts at that checkpoint (*restart set).
+ * Under r->lock: the cursor for a read at off, or NULL to wait.  An idle
+ * cursor with off in its history serves it from there; a busy one that
+ * will have off in its history is waited for.  Else a cursor at or
+ * before off but not before the nearest checkpoint decodes forward (if
+ * it is busy, waiting for it beats decoding the same bytes twice); else
+ * the best spare restarts at that checkpoint (*restart set).
  */
 static struct trove_cursor *cursor_pick(struct bfs_trove_reader *r,
 					uint64_t off,
@@ -257,21 +482,32 @@ static struct trove_cursor *cursor_pick(struct bfs_trove_reader *r,
 					int *restart)
 {
 	const struct trove_point *p = point_at(r, off);
-	uint64_t base = p ? p->out : 0, at, best_at = 0;
+	uint64_t base = p ? p->out : 0, at, best_at = 0, lo;
 	struct trove_cursor *best = NULL, *spare = NULL, *c;
 	unsigned i;
 
 	for (i = 0; i < r->ncur; i++) {
 		c = &r->cur[i];
-		/* The owner of a busy cursor changes pos and eof unlocked:
-		 * only until says where it goes. */
+		/* The owner of a busy cursor changes pos, eof and its
+		 * history unlocked: only lo and until say where they go. */
 		if (c->busy) {
 			at = c->until;
+			lo = at - c->lo > HIST_CAP ? at - HIST_CAP : c->lo;
+			if (off < at && off >= lo) {
+				*restart = 0;
+				return NULL;
+			}
 		} else {
 			at = c->pos;
 			if (!spare || spare_better(c, spare))
 				spare = c;
-			if (!c->dec || c->eof)
+			if (!c->dec)
+				continue;
+			if (off < at && off >= at - c->hist_len) {
+				*restart = 0;
+				return c;
+			}
+			if (c->eof)
 				continue;
 		}
 		if (at <= off && at >= base && (!best || at > best_at)) {
@@ -288,6 +524,8 @@ static struct trove_cursor *cursor_pick(struct bfs_trove_reader *r,
 	return spare;
 }
 
+/* Owner: the next range into c->in once it is used up, from the
+ * prefetch slot or fetched now; then the next prefetch. */
 static int cursor_input(struct bfs_trove_reader *r, struct trove_cursor *c,
 			char *why)
 {
@@ -296,24 +534,32 @@ static int cursor_input(struct bfs_trove_reader *r, struct trove_cursor *c,
 
 	if (c->in_pos < c->in.len || c->obj_next >= r->obj_size)
 		return 0;
-	n = (size_t)(r->obj_size - c->obj_next < r->fetch_size
+	n = (size_t)(r->obj_size - c->obj_next < c->fetch_cur
 			     ? r->obj_size - c->obj_next
-			     : r->fetch_size);
-	bfs_buf_reset(&c->in);
+			     : c->fetch_cur);
 	c->in_pos = 0;
-	ret = r->fetch(r->fetch_arg, c->obj_next, n, &c->in);
-	atomic_fetch_add(&r->fetches, 1);
-	atomic_fetch_add(&r->fetched, c->in.len);
-	if (!ret && c->in.len != n)
-		ret = -EIO;
-	if (ret) {
-		snprintf(why, WHY_LEN, "cannot read '%s' at offset %llu: %s",
-			 r->name, (unsigned long long)c->obj_next,
-			 c->in.len != n ? "wrong length" : strerror(-ret));
+	if (!pf_take(c, n)) {
 		bfs_buf_reset(&c->in);
-		return ret;
+		ret = r->fetch(r->fetch_arg, c->obj_next, n, &c->in);
+		atomic_fetch_add(&r->fetches, 1);
+		atomic_fetch_add(&r->fetched, c->in.len);
+		if (!ret && c->in.len != n)
+			ret = -EIO;
+		if (ret) {
+			snprintf(why, WHY_LEN,
+				 "cannot read '%s' at offset %llu: %s", r->name,
+				 (unsigned long long)c->obj_next,
+				 c->in.len != n ? "wrong length"
+						: strerror(-ret));
+			bfs_buf_reset(&c->in);
+			return ret;
+		}
 	}
 	c->obj_next += n;
+	c->nfetch++;
+	c->fetch_cur = 2 * c->fetch_cur < r->fetch_size ? 2 * c->fetch_cur
+							: r->fetch_size;
+	pf_start(r, c);
 	return 0;
 }
 
@@ -400,6 +646,7 @@ static ssize_t cursor_read(struct bfs_trove_reader *r, struct trove_cursor *c,
 		stalls = got || inlen != c->in.len - c->in_pos ? 0 : stalls + 1;
 		c->in_pos = c->in.len - inlen;
 		c->pos += got;
+		hist_put(c, dst, got);
 		atomic_fetch_add(&r->inflated, got);
 		if (ret < 0)
 			name_why(r, why);
@@ -430,6 +677,7 @@ static void cursor_release(struct bfs_trove_reader *r, struct trove_cursor *c,
 		/* A failed decoder is never resumed. */
 		bfs_trove_dec_free(c->dec);
 		c->dec = NULL;
+		c->hist_len = 0;
 	}
 	if (n < 0 && integrity && !r->broken) {
 		r->broken = 1;
@@ -507,7 +755,8 @@ static struct trove_cursor *reader_claim(struct bfs_trove_reader *r,
 		}
 	}
 	c->busy = 1;
-	c->until = off + *len;
+	c->lo = c->pos - c->hist_len;
+	c->until = off + *len > c->pos ? off + *len : c->pos;
 	return c;
 }
 
@@ -537,6 +786,12 @@ ssize_t bfs_trove_read(struct bfs_trove_reader *r, uint64_t off, size_t len,
 			bfs_errf(err, errlen, "%s", why);
 		return ret;
 	}
+	/* Just behind the cursor: from its history (cursor_pick made sure
+	 * it covers off), the rest decoded on. */
+	if (c->pos > off)
+		hist_get(c, off, out,
+			 (size_t)((c->pos < off + len ? c->pos : off + len) -
+				  off));
 	n = cursor_read(r, c, off, len, to_end, out, why, &integrity);
 	pthread_mutex_lock(&r->lock);
 	cursor_release(r, c, n, integrity, why);
@@ -577,6 +832,7 @@ int bfs_trove_reader_verify(struct bfs_trove_reader *r, char *err,
 	}
 	if (!ret) {
 		c->busy = 1;
+		c->lo = c->pos;
 		c->until = FAR_OFF;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -1066,8 +1322,10 @@ static int reader_params(struct bfs_trove_reader *r,
 	r->interval = p->interval ? p->interval : DEF_INTERVAL;
 	r->max_points = p->max_points ? p->max_points : DEF_MAX_POINTS;
 	r->ncur = p->cursors ? p->cursors : DEF_CURSORS;
-	for (i = 0; i < r->ncur; i++)
+	for (i = 0; i < r->ncur; i++) {
 		bfs_buf_init(&r->cur[i].in, r->fetch_size);
+		bfs_buf_init(&r->cur[i].pf_buf, r->fetch_size);
+	}
 	return 0;
 }
 
@@ -1078,12 +1336,17 @@ int bfs_trove_reader_open(const struct bfs_trove_params *p,
 	uint8_t salt[BFS_TROVE_SALT_LEN] = {0};
 	struct bfs_trove_reader *r;
 	int ret, index_kdf = BFS_TROVE_KDF_AUTO;
+	unsigned i;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->idle, NULL);
+	for (i = 0; i < MAX_CURSORS; i++) {
+		pthread_mutex_init(&r->cur[i].pf_lock, NULL);
+		pthread_cond_init(&r->cur[i].pf_cond, NULL);
+	}
 	ret = reader_params(r, p);
 	if (ret) {
 		bfs_errf(err, errlen, "bad parameters for trove object '%s'",
@@ -1112,9 +1375,15 @@ void bfs_trove_reader_free(struct bfs_trove_reader *r)
 	if (!r)
 		return;
 	for (i = 0; i < MAX_CURSORS; i++) {
+		/* No read runs, but a prefetch may: stop it first. */
+		pf_stop(&r->cur[i]);
 		bfs_trove_dec_free(r->cur[i].dec);
 		bfs_buf_release(&r->cur[i].in);
+		bfs_buf_release(&r->cur[i].pf_buf);
 		free(r->cur[i].scratch);
+		free(r->cur[i].hist);
+		pthread_cond_destroy(&r->cur[i].pf_cond);
+		pthread_mutex_destroy(&r->cur[i].pf_lock);
 	}
 	points_free(r->pts, r->npts);
 	OPENSSL_cleanse(&r->keys, sizeof(r->keys));

@@ -357,14 +357,50 @@ static int dec_all(const struct blob *obj, const char *pass, int kdf,
 struct mem_obj {
 	const struct blob *b;
 	_Atomic int fetches;
-	_Atomic int small; /* fetches under 64 KiB not at the end */
+	_Atomic int small;   /* fetches under 64 KiB not at the end */
+	pthread_t main;	     /* the thread that opened the reader */
+	_Atomic int other;   /* fetches from other threads (prefetches) */
+	_Atomic int blocked; /* of them, held at the gate now */
+	int gated;	     /* under gate_lock: hold other threads' fetches */
 };
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+
+/* A fetch from another thread waits while the gate is closed (10 s at
+ * most, so that a broken reader fails a test rather than hangs it). */
+static void gate_pass(struct mem_obj *o)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&gate_lock);
+	o->blocked++;
+	while (o->gated &&
+	       pthread_cond_timedwait(&gate_cond, &gate_lock, &until) == 0)
+		;
+	o->blocked--;
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void gate_set(struct mem_obj *o, int gated)
+{
+	pthread_mutex_lock(&gate_lock);
+	o->gated = gated;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
 
 static int mem_fetch(void *arg, uint64_t off, size_t len, struct bfs_buf *out)
 {
 	struct mem_obj *o = arg;
 
 	o->fetches++;
+	if (!pthread_equal(pthread_self(), o->main)) {
+		o->other++;
+		gate_pass(o);
+	}
 	if (off > o->b->len || len > o->b->len - off)
 		return -EIO;
 	if (len < (64u << 10) && off + len != o->b->len &&
@@ -384,6 +420,10 @@ static int open_reader(struct mem_obj *o, const struct blob *b,
 	o->b = b;
 	o->fetches = 0;
 	o->small = 0;
+	o->main = pthread_self();
+	o->other = 0;
+	o->blocked = 0;
+	o->gated = 0;
 	p.name = p.name ? p.name : "3f2504e0-4f89-11d3-9a0c-0305e82c3301.gz";
 	p.size = b->len;
 	p.etag = p.etag ? p.etag : "etag-1";
@@ -1138,6 +1178,238 @@ static void test_threads(void)
 	}
 }
 
+/* Reads of a stream delivered slightly out of order, as the kernel's
+ * readahead and libfuse's threads do: n + 128K before n.  The cursor's
+ * history serves the read behind it; nothing restarts or is fetched
+ * twice. */
+static void test_out_of_order(void)
+{
+	const size_t piece = 128u << 10;
+	struct bfs_trove_reader *r;
+	struct bfs_trove_stats st;
+	struct mem_obj o;
+	struct blob out;
+	char err[256];
+	size_t k, off, len;
+	ssize_t n;
+
+	CHECK_EQ(open_reader(&o, &enc[1], KEY, NULL, &r, err), 0);
+	out.data = calloc(1, src.len);
+	for (k = 0; k * piece < src.len; k++) {
+		off = (k ^ 1) * piece;
+		if (off >= src.len)
+			off = k * piece;
+		len = piece < src.len - off ? piece : src.len - off;
+		n = bfs_trove_read(r, off, len, out.data + off, err, 256);
+		CHECK_EQ(n, (ssize_t)len);
+	}
+	CHECK(!memcmp(out.data, src.data, src.len));
+	bfs_trove_reader_stats(r, &st);
+	CHECK_EQ(st.restarts, 1);
+	CHECK_EQ(st.fetched, enc[1].len);
+	free(out.data);
+	bfs_trove_reader_free(r);
+}
+
+struct ooo {
+	struct bfs_trove_reader *r;
+	pthread_barrier_t *round;
+	uint8_t *out;
+	int id, bad;
+};
+
+/* Four threads: each round they read the next four pieces, delivered
+ * as [n + 128K, n, n + 384K, n + 256K] at once. */
+static void *ooo_run(void *arg)
+{
+	static const int order[4] = {1, 0, 3, 2};
+	const size_t piece = 128u << 10;
+	struct ooo *w = arg;
+	size_t base, off, len;
+	char err[256];
+	ssize_t n;
+
+	for (base = 0; base < src.len; base += 4 * piece) {
+		off = base + order[w->id] * piece;
+		if (off < src.len) {
+			len = piece < src.len - off ? piece : src.len - off;
+			n = bfs_trove_read(w->r, off, len, w->out + off, err,
+					   256);
+			if (n != (ssize_t)len)
+				w->bad++;
+		}
+		pthread_barrier_wait(w->round);
+	}
+	return NULL;
+}
+
+static void test_out_of_order_threads(void)
+{
+	struct bfs_trove_params p = {0};
+	struct bfs_trove_stats st;
+	pthread_barrier_t round;
+	struct ooo w[4];
+	pthread_t t[4];
+	struct mem_obj o;
+	uint8_t *out = calloc(1, src.len);
+	char err[256];
+	int i;
+
+	/* Small fetches: a stream soon prefetches. */
+	p.fetch_size = 256u << 10;
+	CHECK_EQ(open_reader(&o, &gz, NULL, &p, &w[0].r, err), 0);
+	pthread_barrier_init(&round, NULL, 4);
+	for (i = 0; i < 4; i++) {
+		w[i] = (struct ooo){w[0].r, &round, out, i, 0};
+		pthread_create(&t[i], NULL, ooo_run, &w[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(w[i].bad, 0);
+	}
+	CHECK(!memcmp(out, src.data, src.len));
+	bfs_trove_reader_stats(w[0].r, &st);
+	CHECK_EQ(st.restarts, 1);
+	CHECK_EQ(st.fetched, gz.len);
+	bfs_trove_reader_free(w[0].r);
+	pthread_barrier_destroy(&round);
+	free(out);
+}
+
+/* A full sequential pass fetches the object once; with small fetches,
+ * most of it by prefetching. */
+static void test_seq_fetched(void)
+{
+	struct bfs_trove_params p = {0};
+	struct bfs_trove_reader *r;
+	struct bfs_trove_stats st;
+	struct mem_obj o;
+	struct blob out;
+	char err[256];
+
+	CHECK_EQ(open_reader(&o, &enc[2], KEY, NULL, &r, err), 0);
+	CHECK_EQ(read_all(r, &out, 128u << 10, err), (ssize_t)src.len);
+	CHECK(same(&out, &src));
+	bfs_trove_reader_stats(r, &st);
+	CHECK_EQ(st.restarts, 1);
+	CHECK_EQ(st.fetched, enc[2].len);
+	CHECK_EQ(o.small, 0);
+	free(out.data);
+	bfs_trove_reader_free(r);
+
+	p.fetch_size = 64u << 10;
+	CHECK_EQ(open_reader(&o, &gz, NULL, &p, &r, err), 0);
+	CHECK_EQ(read_all(r, &out, 128u << 10, err), (ssize_t)src.len);
+	CHECK(same(&out, &src));
+	bfs_trove_reader_stats(r, &st);
+	CHECK_EQ(st.restarts, 1);
+	CHECK_EQ(st.fetched, gz.len);
+	CHECK_EQ(st.fetches, (gz.len + (64u << 10) - 1) / (64u << 10));
+	CHECK(o.other >= (int)st.fetches - 4);
+	free(out.data);
+	bfs_trove_reader_free(r);
+}
+
+/* Read on in 4 KiB pieces from *off until a prefetch is held at the
+ * gate: 1, or 0 at the end of the stream. */
+static int read_until_blocked(struct bfs_trove_reader *r, struct mem_obj *o,
+			      size_t *off)
+{
+	uint8_t buf[4096];
+	char err[256];
+	ssize_t n;
+
+	while (!o->blocked) {
+		n = bfs_trove_read(r, *off, sizeof(buf), buf, err, 256);
+		if (n <= 0 || memcmp(buf, src.data + *off, (size_t)n))
+			return 0;
+		*off += (size_t)n;
+	}
+	return 1;
+}
+
+/* A backward seek restarts the cursor while its prefetch is still being
+ * fetched: the read does not wait for it, and the stale range is never
+ * decoded. */
+static void test_prefetch_backward_seek(void)
+{
+	struct bfs_trove_params p = {0};
+	struct bfs_trove_reader *r;
+	struct bfs_trove_stats st;
+	uint8_t buf[65536];
+	struct mem_obj o;
+	struct blob out;
+	char err[256];
+	size_t off;
+
+	p.cursors = 1;
+	p.fetch_size = 64u << 10;
+	CHECK_EQ(open_reader(&o, &gz, NULL, &p, &r, err), 0);
+	/* Past the 4 MiB of history, then hold the next prefetch. */
+	for (off = 0; off < (4u << 20) + (256u << 10); off += sizeof(buf))
+		CHECK_EQ(bfs_trove_read(r, off, sizeof(buf), buf, err, 256),
+			 (ssize_t)sizeof(buf));
+	gate_set(&o, 1);
+	CHECK_EQ(read_until_blocked(r, &o, &off), 1);
+	CHECK(off < src.len);
+	/* Back to 0 while the prefetch hangs. */
+	CHECK_EQ(bfs_trove_read(r, 0, sizeof(buf), buf, err, 256),
+		 (ssize_t)sizeof(buf));
+	CHECK(!memcmp(buf, src.data, sizeof(buf)));
+	CHECK_EQ(o.blocked, 1);
+	bfs_trove_reader_stats(r, &st);
+	CHECK_EQ(st.restarts, 2);
+	gate_set(&o, 0);
+	/* And on, through the stale range, to the verified end. */
+	CHECK_EQ(read_all(r, &out, 100000, err), (ssize_t)src.len);
+	CHECK(same(&out, &src));
+	bfs_trove_reader_stats(r, &st);
+	CHECK_EQ(st.restarts, 2);
+	free(out.data);
+	bfs_trove_reader_free(r);
+}
+
+static void *open_gate_later(void *arg)
+{
+	usleep(100000);
+	gate_set(arg, 0);
+	return NULL;
+}
+
+/* Freeing an idle reader whose prefetch is in flight waits for it;
+ * one whose prefetch finished unused just frees it. */
+static void test_free_prefetching(void)
+{
+	struct bfs_trove_params p = {0};
+	struct bfs_trove_reader *r;
+	struct mem_obj o;
+	char err[256];
+	pthread_t t;
+	size_t off = 0;
+
+	p.fetch_size = 128u << 10;
+	CHECK_EQ(open_reader(&o, &enc[1], KEY, &p, &r, err), 0);
+	gate_set(&o, 1);
+	CHECK_EQ(read_until_blocked(r, &o, &off), 1);
+	pthread_create(&t, NULL, open_gate_later, &o);
+	bfs_trove_reader_free(r);
+	CHECK_EQ(o.blocked, 0);
+	pthread_join(t, NULL);
+
+	CHECK_EQ(open_reader(&o, &enc[1], KEY, &p, &r, err), 0);
+	off = 0;
+	while (o.other < 2 && off < src.len) {
+		uint8_t buf[4096];
+
+		CHECK_EQ(bfs_trove_read(r, off, sizeof(buf), buf, err, 256),
+			 (ssize_t)sizeof(buf));
+		off += sizeof(buf);
+	}
+	CHECK(o.other >= 2);
+	usleep(20000);
+	bfs_trove_reader_free(r);
+}
+
 /*
  * The benchmark (BFS_TROVE_BENCH_MIB=N).
  */
@@ -1281,6 +1553,11 @@ int main(void)
 	RUN(test_thinning);
 	RUN(test_isize_hint);
 	RUN(test_threads);
+	RUN(test_out_of_order);
+	RUN(test_out_of_order_threads);
+	RUN(test_seq_fetched);
+	RUN(test_prefetch_backward_seek);
+	RUN(test_free_prefetching);
 	ret = check_summary();
 	remove_fixtures();
 	return ret;
