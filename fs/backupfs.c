@@ -59,6 +59,8 @@ struct fs_file {
 	int creating;                 /* new snapshot not yet started */
 	int result;                   /* result of the first flush */
 	int flushed;
+	int truncating;               /* opened with O_TRUNC (a shell's >) */
+	int written;                  /* a write reached us */
 };
 
 static struct fs_ctx *fs_ctx(void)
@@ -510,6 +512,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		fs_file_free(f);
 		return ret;
 	}
+	f->truncating = !!(fi->flags & O_TRUNC);
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)f;
 	return 0;
@@ -541,13 +544,16 @@ static int fs_write(const char *path, const char *buf, size_t size,
 	int ret;
 
 	(void)path;
-	if (f->restore)
+	if (f->restore) {
+		f->written = 1;
 		return (int)bfs_restore_write(f->restore, buf, size,
 					      (uint64_t)off);
+	}
 	if (!f->creating)
 		return -EBADF;
 	if ((size_t)off != f->strategy.len)
 		return -EINVAL; /* a strategy is written front to back */
+	f->written = 1;
 	ret = bfs_buf_append(&f->strategy, buf, size);
 	return ret == -EFBIG ? -EFBIG : ret ? ret : (int)size;
 }
@@ -586,7 +592,10 @@ static int fs_flush_snapshot(struct fs_file *f)
 /*
  * close() returns what flush returns: this is where a restore is applied
  * and a snapshot started, so cp's exit status is the result.  Only the
- * first flush of a file acts (dup'ed descriptors flush again).
+ * first flush of a file acts (dup'ed descriptors flush again) -- but a
+ * shell's "cmd > file" opens with O_TRUNC, dup2()s and closes the
+ * original before cmd writes a byte: a flush of such a file with
+ * nothing written yet waits for the next one (or for release).
  */
 static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
@@ -596,6 +605,8 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	(void)path;
 	if (f->flushed)
 		return f->result;
+	if (f->truncating && !f->written)
+		return 0;
 	if (f->creating) {
 		f->result = fs_flush_snapshot(f);
 		f->flushed = 1;
@@ -613,6 +624,9 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	struct fs_file *f = fs_file(fi);
 
 	(void)path;
+	/* "> file" with nothing written: flush waited for us. */
+	if (f->creating && !f->flushed && f->truncating)
+		fs_flush_snapshot(f);
 	if (f->creating)
 		pending_remove(fs_ctx(), bfs_instance_id(f->inst), f->label);
 	fs_file_free(f);

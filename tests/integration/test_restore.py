@@ -68,6 +68,18 @@ def test_restore_with_cp(util, changed):
     util.assert_same_tree(util.tree_of_dir(env.src()), want, "restored source")
 
 
+def test_restore_with_shell_redirection(util, changed):
+    # "cat backup > restore/x": the shell opens with O_TRUNC, dup2()s and
+    # closes the first descriptor before cat writes; the restore must
+    # wait for the data, not apply an empty file at that first close.
+    m, env, want, ts = changed
+    r = util.run(["bash", "-c", 'cat "$1" > "$2"', "bash", m.backup(ts),
+                  m.inst() / "restore" / "r1"], timeout=120)
+    assert r.returncode == 0, r.describe()
+    util.assert_same_tree(util.tree_of_dir(env.src()), want, "restored source")
+    assert util.status(m.inst())["last"]["restore"]["state"] == "completed"
+
+
 def test_restore_file_does_not_remain(util, changed):
     m, env, want, ts = changed
     shutil.copyfile(m.backup(ts), m.inst() / "restore" / "r1")

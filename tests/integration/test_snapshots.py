@@ -3,8 +3,10 @@
 reading it shows the job as JSON."""
 
 import errno
+import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -76,6 +78,32 @@ def test_strategy_copy_is_valid(util, mnt):
     ts, _ = util.snapshot_via_mount(mnt.inst(), "with-copy",
                                     '{"snapshot": "copy"}')
     assert util.xattr(mnt.backup(ts), "label") == "with-copy"
+
+
+def test_strategy_by_shell_redirection(util, mnt):
+    # echo STRATEGY > snapshots/<label>: the shell's first close comes
+    # before the write; the strategy written after it must count.
+    path = mnt.inst() / "snapshots" / "redirected"
+    r = util.run(["bash", "-c", 'echo \'{"snapshot": "copy"}\' > "$1"',
+                  "bash", path], timeout=60)
+    assert r.returncode == 0, r.describe()
+    job = util.wait_job(path)
+    assert job["state"] == "completed", job
+    assert json.loads(util.xattr(mnt.backup(job["backup"]), "strategy")) \
+        == {"snapshot": "copy"}
+
+
+def test_shell_truncation_starts_backup(util, mnt):
+    # ": > snapshots/<label>" writes nothing: the backup starts at release
+    path = mnt.inst() / "snapshots" / "truncated"
+    r = util.run(["bash", "-c", ': > "$1"', "bash", path], timeout=60)
+    assert r.returncode == 0, r.describe()
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job = util.wait_job(path)
+    assert job["state"] == "completed", job
+    assert job["backup"] in mnt.backups()
 
 
 def test_empty_strategy_object_is_valid(util, mnt):
