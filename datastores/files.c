@@ -29,7 +29,6 @@
 /* Stream bytes per entry beyond its data: pax header block + ustar
  * header + padding, roughly. */
 #define FILES_ENTRY_OVERHEAD 1536
-#define FILES_JOURNAL_MAX    65536
 
 static const char *const files_keys[] = {"path", "snapshot", NULL};
 
@@ -68,113 +67,6 @@ void files_locale_leave(struct files_locale *l)
 		return;
 	uselocale(l->old);
 	freelocale(l->utf8);
-}
-
-/* ---- journals -------------------------------------------------------- */
-
-static int fsync_dir(const char *dir)
-{
-	int fd, rc = 0;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-int files_journal_write(const char *dir, const char *name, json_t *j)
-{
-	char *path = NULL, *tmp = NULL, *text;
-	int fd, rc;
-
-	text = json_dumps(j, JSON_COMPACT);
-	if (!text)
-		return -ENOMEM;
-	rc = -ENOMEM;
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		goto out_text;
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		goto out_path;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_tmp;
-	}
-	rc = bfs_write_all(fd, text, strlen(text));
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	else
-		rc = fsync_dir(dir);
-	if (rc)
-		bfs_err("cannot write journal '%s': %s", path, strerror(-rc));
-out_tmp:
-	free(tmp);
-out_path:
-	free(path);
-out_text:
-	free(text);
-	return rc;
-}
-
-int files_journal_read(const char *dir, const char *name, json_t **out)
-{
-	json_error_t jerr;
-	char *path;
-	char *text;
-	ssize_t n;
-	int fd, rc = 0;
-
-	*out = NULL;
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_path;
-	}
-	text = malloc(FILES_JOURNAL_MAX);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out_fd;
-	}
-	n = read(fd, text, FILES_JOURNAL_MAX);
-	if (n < 0)
-		rc = -errno;
-	else if (!(*out = json_loadb(text, (size_t)n, 0, &jerr)) ||
-		 !json_is_object(*out)) {
-		bfs_err("journal '%s' is corrupt: %s", path, jerr.text);
-		json_decref(*out);
-		*out = NULL;
-		rc = -EBADMSG;
-	}
-	free(text);
-out_fd:
-	close(fd);
-out_path:
-	free(path);
-	return rc;
-}
-
-int files_journal_remove(const char *dir, const char *name)
-{
-	char *path;
-	int rc = 0;
-
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return -ENOMEM;
-	if (unlink(path) && errno != ENOENT)
-		rc = -errno;
-	free(path);
-	return rc ? rc : fsync_dir(dir);
 }
 
 /* ---- open, close, strategy ------------------------------------------- */

@@ -19,6 +19,7 @@
 #define BFS_FILES_INT_H
 
 #include "datastore.h"
+#include "ds_int.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -72,15 +73,6 @@ struct archive *files_reader(const char *path, char *err, size_t errlen);
 /* -EINVAL if the entry's name or hard link target is absolute or has a
  * ".." component, or it has no name. */
 int files_check_entry(struct archive_entry *e, char *err, size_t errlen);
-
-/*
- * Journals: small JSON files in dir, replaced atomically (write a
- * temporary, fsync, rename, fsync dir) so a crash leaves the old or the
- * new one whole.  read() returns a new reference or -ENOENT.
- */
-int files_journal_write(const char *dir, const char *name, json_t *j);
-int files_journal_read(const char *dir, const char *name, json_t **out);
-int files_journal_remove(const char *dir, const char *name);
 
 /* ---- files_restore.c ---- */
 
@@ -136,8 +128,5 @@ int files_tree_size(const char *path, uint64_t *bytes, uint64_t *entries);
 int files_is_subvol(const char *path);
 /* Create an empty btrfs subvolume at path (its parent must be btrfs). */
 int files_subvol_create(const char *path);
-
-/* 16 random hex digits and a NUL into out[17]. */
-int files_random_hex(char out[17]);
 
 #endif

@@ -61,7 +61,7 @@ static int restore_journal(struct files_ds *f, struct files_restore *r,
 		      (json_int_t)r->st.st_ino);
 	if (!j)
 		return -ENOMEM;
-	rc = files_journal_write(f->state_dir, FILES_RESTORE_JOURNAL, j);
+	rc = ds_journal_write(f->state_dir, FILES_RESTORE_JOURNAL, j);
 	json_decref(j);
 	return rc;
 }
@@ -79,7 +79,7 @@ int files_restore_recover(struct files_ds *f)
 	struct stat st;
 	json_t *j;
 
-	rc = files_journal_read(f->state_dir, FILES_RESTORE_JOURNAL, &j);
+	rc = ds_journal_read(f->state_dir, FILES_RESTORE_JOURNAL, &j);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
 	phase = json_string_value(json_object_get(j, "phase"));
@@ -102,7 +102,7 @@ int files_restore_recover(struct files_ds *f)
 		rmdir(target); /* the empty one we made */
 	bfs_info("%s the restore of '%s' a crash interrupted",
 		 swapped ? "completed" : "rolled back", target);
-	rc = files_journal_remove(f->state_dir, FILES_RESTORE_JOURNAL);
+	rc = ds_journal_remove(f->state_dir, FILES_RESTORE_JOURNAL);
 out_json:
 	json_decref(j);
 	if (rc)
@@ -181,7 +181,7 @@ static int restore_prepare(struct files_ds *f, const char *spool,
 			 r->parent);
 		return -ENOSPC;
 	}
-	rc = files_random_hex(rnd);
+	rc = ds_random_hex(rnd);
 	if (rc)
 		return rc;
 	if (asprintf(&r->staging, "%s/.%s.backupfs-restore-%s", r->parent,
@@ -469,7 +469,7 @@ int files_restore(struct bfs_datastore *ds, const char *path,
 	if (rc && r.staging) {
 		/* The target was not touched: drop what we made. */
 		if (!files_tree_remove(r.staging))
-			files_journal_remove(f->state_dir,
+			ds_journal_remove(f->state_dir,
 					     FILES_RESTORE_JOURNAL);
 		if (r.created)
 			rmdir(r.target);
@@ -480,7 +480,7 @@ int files_restore(struct bfs_datastore *ds, const char *path,
 	/* The restore is done; the old tree's removal may still fail
 	 * (it stays journalled and recover() retries). */
 	if (!files_tree_remove(r.staging))
-		files_journal_remove(f->state_dir, FILES_RESTORE_JOURNAL);
+		ds_journal_remove(f->state_dir, FILES_RESTORE_JOURNAL);
 	else
 		bfs_warn("restore of '%s': cannot remove the old tree '%s'",
 			 r.target, r.staging);

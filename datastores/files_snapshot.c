@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -63,22 +62,6 @@ int files_snap_parse(const char *name, enum files_snap_mode *mode)
 		}
 	}
 	return -EINVAL;
-}
-
-int files_random_hex(char out[17])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[8];
-	size_t i;
-
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		return -EIO;
-	for (i = 0; i < sizeof(b); i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[16] = '\0';
-	return 0;
 }
 
 /* The parent directory of an absolute path (new string), and where its
@@ -653,7 +636,7 @@ static int snap_prepare(const char *path, const char *instance,
 	rc = mode == FILES_SNAP_COPY ? snap_check_space(path, dir, err, errlen)
 				     : 0;
 	if (!rc)
-		rc = files_random_hex(rnd);
+		rc = ds_random_hex(rnd);
 	if (!rc && (asprintf(&snap->tmp, "%s/.backupfs-snap-%s-%s", dir,
 			     instance, rnd) < 0 ||
 		    asprintf(&snap->journal, "snapshot-%s.journal", rnd) < 0))
@@ -697,7 +680,7 @@ static int snap_try(const char *path, const char *instance,
 		goto out_free;
 	j = json_pack("{s:s, s:s}", "mode", files_snap_name(mode), "path",
 		      snap->tmp);
-	rc = j ? files_journal_write(state_dir, snap->journal, j) : -ENOMEM;
+	rc = j ? ds_journal_write(state_dir, snap->journal, j) : -ENOMEM;
 	json_decref(j);
 	if (rc) {
 		snprintf(err, errlen, "cannot journal a snapshot in '%s': %s",
@@ -768,7 +751,7 @@ int files_snap_drop(struct files_snap *snap)
 	}
 	/* A snapshot we could not remove stays journalled for recover(). */
 	if (!rc && snap->journal)
-		rc = files_journal_remove(snap->state_dir, snap->journal);
+		rc = ds_journal_remove(snap->state_dir, snap->journal);
 	free(snap->root);
 	free(snap->tmp);
 	free(snap->journal);
@@ -782,7 +765,7 @@ static int snap_recover_one(const char *state_dir, const char *name)
 	json_t *j;
 	int rc;
 
-	rc = files_journal_read(state_dir, name, &j);
+	rc = ds_journal_read(state_dir, name, &j);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
 	path = json_string_value(json_object_get(j, "path"));
@@ -790,7 +773,7 @@ static int snap_recover_one(const char *state_dir, const char *name)
 	if (!rc) {
 		bfs_info("removed temporary snapshot '%s' left by a crash",
 			 path);
-		rc = files_journal_remove(state_dir, name);
+		rc = ds_journal_remove(state_dir, name);
 	}
 	json_decref(j);
 	return rc;

@@ -258,6 +258,7 @@ static int snap_fill_manifest(struct bfs_job *job, struct bfs_manifest *m,
 	uint8_t id[16];
 	char hex[33];
 	const char *s;
+	json_t *eff;
 
 	if (bfs_random(id, sizeof(id)))
 		return -EIO;
@@ -273,8 +274,11 @@ static int snap_fill_manifest(struct bfs_job *job, struct bfs_manifest *m,
 	m->label = strdup(job->label);
 	if (!bfs_instance_latest(inst, parent))
 		m->parent = strdup(parent);
+	/* The strategy as it ran (defaults filled in), if the driver says. */
+	eff = json_object_get(meta, "strategy");
 	json_decref(m->strategy);
-	m->strategy = json_deep_copy(job->strategy);
+	m->strategy = json_deep_copy(json_is_object(eff) ? eff : job->strategy);
+	json_object_del(meta, "strategy");
 	json_decref(m->extra);
 	m->extra = json_incref(meta);
 	if (!m->backup_id || !m->instance || !m->datastore ||
