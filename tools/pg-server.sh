@@ -65,7 +65,10 @@ usage()
 
 # Paths go into pg_ctl's -o string, which a shell splits.
 case "$state" in
-*[[:space:]\"\'\\]*) die "BACKUPFS_PG_DIR must not hold blanks, quotes or backslashes: '$state'" ;;
+*[[:space:]\"\'\\]*)
+	die "BACKUPFS_PG_DIR must not hold blanks, quotes or backslashes:" \
+		"'$state'"
+	;;
 /*) ;;
 *) die "BACKUPFS_PG_DIR must be an absolute path: '$state'" ;;
 esac
