@@ -4,6 +4,10 @@
 # package is installed already.
 #
 #   tools/install-deps.sh [--test]
+#
+# With --test it also installs pouchdb-server (the CouchDB API server of
+# tools/couch-server.sh) with npm into $BACKUPFS_COUCH_NPM_DIR, default
+# /var/cache/backupfs/pouchdb-server, unless that version is there already.
 set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3
@@ -19,7 +23,15 @@ test_pkgs=(python3-pytest attr btrfs-progs xfsprogs restic rclone openssl gzip
 	# (tools/swift-server.sh, tools/keystone-server.sh)
 	swift swift-proxy swift-account swift-container swift-object
 	python3-swiftclient memcached curl
-	keystone python3-keystonemiddleware python3-keystoneclient)
+	keystone python3-keystonemiddleware python3-keystoneclient
+	# PostgreSQL 15, MariaDB 10.11 with mariabackup and pouchdb-server
+	# (npm) on loopback: tools/pg-server.sh, tools/mariadb-server.sh,
+	# tools/couch-server.sh
+	postgresql-15 postgresql-client-15
+	mariadb-server mariadb-backup mariadb-client)
+
+couch_npm_dir=${BACKUPFS_COUCH_NPM_DIR:-/var/cache/backupfs/pouchdb-server}
+couch_version=4.2.0
 
 usage()
 {
@@ -47,6 +59,12 @@ fi
 pkgs=("${build_pkgs[@]}")
 if [ "$with_test" -eq 1 ]; then
 	pkgs+=("${test_pkgs[@]}")
+	# Node.js and npm only where there is no npm: a machine may carry a
+	# Node.js from elsewhere whose package bundles npm and conflicts with
+	# Debian's npm package.
+	if ! command -v npm >/dev/null; then
+		pkgs+=(nodejs npm)
+	fi
 fi
 
 # A package counts as present only when dpkg says "install ok installed".
@@ -58,21 +76,72 @@ for p in "${pkgs[@]}"; do
 	fi
 done
 
+# pouchdb-server 4.2.0 in its own directory.  --ignore-scripts: the only
+# install script that matters would compile the optional sqlite3 backend
+# (over a minute); leveldown loads its shipped prebuilt binary without one.
+install_pouchdb()
+{
+	local pkg=$couch_npm_dir/node_modules/pouchdb-server/package.json
+	if [ -f "$pkg" ] &&
+		grep -q "\"version\": *\"$couch_version\"" "$pkg" &&
+		[ -x "$couch_npm_dir/node_modules/.bin/pouchdb-server" ]; then
+		echo "install-deps: pouchdb-server $couch_version installed already"
+		return 0
+	fi
+	echo "install-deps: npm install pouchdb-server@$couch_version" \
+		"into $couch_npm_dir"
+	mkdir -p "$couch_npm_dir"
+	(
+		cd "$couch_npm_dir"
+		[ -f package.json ] || npm init -y >/dev/null
+		npm install --ignore-scripts --no-audit --no-fund \
+			"pouchdb-server@$couch_version"
+	)
+}
+
+# No package may start its service while installing: without systemd,
+# mariadb-server's postinst would otherwise start a server on 3306 through
+# its init script.  Where the machine has no policy-rc.d, one that denies
+# every start is in place for the install.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+restore_policy()
+{
+	if [ "$own_policy" -eq 1 ]; then
+		rm -f "$policy"
+	fi
+}
+
+install_pkgs()
+{
+	export DEBIAN_FRONTEND=noninteractive
+	local apt_opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
+
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own_policy=1
+		trap restore_policy EXIT
+	fi
+	echo "install-deps: missing: ${missing[*]}"
+	echo "install-deps: apt-get update"
+	apt-get -q -o DPkg::Lock::Timeout=600 update
+	echo "install-deps: apt-get install ${missing[*]}"
+	if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
+		echo "install-deps: install failed; apt-get update and retry once" >&2
+		apt-get -q -o DPkg::Lock::Timeout=600 update
+		apt-get install "${apt_opts[@]}" "${missing[@]}"
+	fi
+	restore_policy
+	own_policy=0
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
 	echo "install-deps: all ${#pkgs[@]} packages installed already"
-	exit 0
+else
+	install_pkgs
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt_opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
-
-echo "install-deps: missing: ${missing[*]}"
-echo "install-deps: apt-get update"
-apt-get -q -o DPkg::Lock::Timeout=600 update
-echo "install-deps: apt-get install ${missing[*]}"
-if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
-	echo "install-deps: install failed; apt-get update and retry once" >&2
-	apt-get -q -o DPkg::Lock::Timeout=600 update
-	apt-get install "${apt_opts[@]}" "${missing[@]}"
+if [ "$with_test" -eq 1 ]; then
+	install_pouchdb
 fi
 echo "install-deps: done"

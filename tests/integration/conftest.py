@@ -31,7 +31,10 @@ delete_object(), so the same test works on both.  A test that makes sense
 on one backend only says so with @pytest.mark.backends("local") (or
 "swift") and a comment why.  Keystone (tools/keystone-server.sh) is started
 once too when a test asks for it (fixture keystone_server), with tokens
-living KEYSTONE_TTL seconds.
+living KEYSTONE_TTL seconds.  So are the database servers, each on
+loopback: PostgreSQL 15 (pg_server, tools/pg-server.sh), MariaDB 10.11
+(mariadb_server, tools/mariadb-server.sh) and pouchdb-server for the
+CouchDB API (couch_server, tools/couch-server.sh).
 
 Helpers are module-level functions here; tests reach them through the
 `util` fixture (this module).
@@ -73,6 +76,9 @@ BACKUPCTL = (os.environ.get("BACKUPCTL_BIN")
 FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
 SWIFT_SCRIPT = REPO_ROOT / "tools/swift-server.sh"
 KEYSTONE_SCRIPT = REPO_ROOT / "tools/keystone-server.sh"
+PG_SCRIPT = REPO_ROOT / "tools/pg-server.sh"
+MARIADB_SCRIPT = REPO_ROOT / "tools/mariadb-server.sh"
+COUCH_SCRIPT = REPO_ROOT / "tools/couch-server.sh"
 
 # Where an Env keeps its repository; every test that uses one runs once per
 # kind (ids test_x[local], test_x[swift]) unless @pytest.mark.backends(...)
@@ -87,7 +93,7 @@ UNMOUNT_TIMEOUT = 10    # fusermount3 -u to daemon exit (style.md)
 JOB_TIMEOUT = 60        # a snapshot job (the contract's bound)
 CMD_TIMEOUT = 300       # any helper command (backupctl snapshot of 200 MB)
 TEST_TIMEOUT = 300      # watchdog default; @pytest.mark.bfs_timeout(s)
-SERVER_TIMEOUT = 300    # tools/swift-server.sh or keystone-server.sh start
+SERVER_TIMEOUT = 300    # tools/<server>-server.sh start
 # Token lifetime of a Keystone this session starts (the script's default,
 # 60 s, makes every test that outlives a token a minute long).  One that
 # runs already keeps its own; `keystone-server.sh env` tells which.
@@ -741,8 +747,8 @@ def server_script(script, cmd, timeout=SERVER_TIMEOUT, env=None):
     return run([script, cmd], timeout=timeout, env=e)
 
 
-def _script_env(script):
-    r = server_script(script, "env", 60)
+def _script_env(script, env=None):
+    r = server_script(script, "env", 60, env)
     if r.returncode != 0:
         pytest.fail("%s env failed:\n%s" % (script, r.describe()),
                     pytrace=False)
@@ -860,6 +866,159 @@ def keystone_server(swift_server):
     yield srv
     if not was_running:
         server_script(KEYSTONE_SCRIPT, "stop", 120)
+
+
+class DbServer:
+    """A database server of a tools/<name>-server.sh script.
+
+    .env is what `script env` prints (a dict of strings); each of its keys
+    is an attribute too, named in lower case without the BACKUPFS_<DB>_
+    prefix: BACKUPFS_PG_DATA -> .data.  Two are converted: PORT to an int
+    (.port) and the JSON argv arrays START and STOP to lists (.start_argv,
+    .stop_argv: the exact commands a driver is configured with).
+    script_env (BACKUPFS_* variables) selects another instance of the
+    script, such as a second PostgreSQL cluster."""
+
+    SCRIPT = None
+    PREFIX = None
+
+    def __init__(self, script_env=None):
+        self.script_env = dict(script_env or {})
+        self.env = _script_env(self.SCRIPT, self.script_env)
+        for k, v in self.env.items():
+            if not k.startswith(self.PREFIX):
+                continue
+            name = k[len(self.PREFIX):].lower()
+            if name in ("start", "stop"):
+                setattr(self, name + "_argv", json.loads(v))
+            elif name == "port":
+                self.port = int(v)
+            else:
+                setattr(self, name, v)
+
+    def script(self, cmd, timeout=SERVER_TIMEOUT):
+        """`script cmd` for this instance: its Result."""
+        return server_script(self.SCRIPT, cmd, timeout, self.script_env)
+
+    def running(self):
+        return self.script("status", 60).returncode == 0
+
+    def start(self):
+        r = self.script("start")
+        if r.returncode != 0:
+            pytest.fail("%s start failed:\n%s" % (self.SCRIPT, r.describe()),
+                        pytrace=False)
+
+    def stop(self):
+        r = self.script("stop", 180)
+        if r.returncode != 0:
+            pytest.fail("%s stop failed:\n%s" % (self.SCRIPT, r.describe()),
+                        pytrace=False)
+
+
+class PgServer(DbServer):
+    """PostgreSQL 15 (tools/pg-server.sh): .bin_dir, .data, .host (the
+    socket directory), .port, .user, .os_user, .log, .btrfs_mount (empty
+    unless the data directory is a btrfs subvolume), .start_argv,
+    .stop_argv."""
+
+    SCRIPT = PG_SCRIPT
+    PREFIX = "BACKUPFS_PG_"
+
+    def psql(self, sql, db="postgres", timeout=CMD_TIMEOUT):
+        """psql -Atc sql over the socket: its Result."""
+        return run([os.path.join(self.bin_dir, "psql"), "-X", "-h",
+                    self.host, "-p", str(self.port), "-U", self.user, "-d",
+                    db, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+                   timeout=timeout)
+
+    def sql(self, sql, db="postgres"):
+        """The output of sql (psql -At), stripped; fails the test on an
+        error."""
+        r = self.psql(sql, db)
+        if r.returncode != 0:
+            pytest.fail("psql failed:\n" + r.describe(), pytrace=False)
+        return r.stdout.strip()
+
+
+class MariadbServer(DbServer):
+    """MariaDB 10.11 (tools/mariadb-server.sh): .data, .socket, .port,
+    .user, .os_user, .log, .start_argv, .stop_argv."""
+
+    SCRIPT = MARIADB_SCRIPT
+    PREFIX = "BACKUPFS_MARIADB_"
+
+    def mariadb(self, sql, db=None, timeout=CMD_TIMEOUT):
+        """mariadb -N -B -e sql over the socket: its Result."""
+        return run(["mariadb", "--no-defaults", "-S", self.socket,
+                    "-u" + self.user, "-N", "-B", "-e", sql]
+                   + ([db] if db else []), timeout=timeout)
+
+    def sql(self, sql, db=None):
+        """The output of sql (tab-separated, no column names), stripped;
+        fails the test on an error."""
+        r = self.mariadb(sql, db)
+        if r.returncode != 0:
+            pytest.fail("mariadb failed:\n" + r.describe(), pytrace=False)
+        return r.stdout.strip()
+
+
+class CouchServer(DbServer):
+    """pouchdb-server, the CouchDB API (tools/couch-server.sh): .url,
+    .data, .start_argv, .stop_argv."""
+
+    SCRIPT = COUCH_SCRIPT
+    PREFIX = "BACKUPFS_COUCH_"
+
+    def request(self, method, path, body=None, timeout=60):
+        """(status, decoded JSON or None) of one request; body (a dict or
+        list) goes as JSON.  Connection trouble raises OSError."""
+        data, headers = None, {"Accept": "application/json"}
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        st, _, raw = _http(method, self.url.rstrip("/") + path, data,
+                           headers, timeout)
+        try:
+            return st, json.loads(raw) if raw else None
+        except ValueError:
+            return st, None
+
+
+def _db_server(cls):
+    """Start cls's server unless it runs already; yield a cls; stop it at
+    the end only if it was started here."""
+    was_running = server_script(cls.SCRIPT, "status", 60).returncode == 0
+    if not was_running:
+        r = server_script(cls.SCRIPT, "start")
+        if r.returncode != 0:
+            pytest.fail("%s start failed:\n%s" % (cls.SCRIPT, r.describe()),
+                        pytrace=False)
+    yield cls()
+    if not was_running:
+        server_script(cls.SCRIPT, "stop", 180)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The PostgreSQL 15 cluster of tools/pg-server.sh (127.0.0.1:5433),
+    started once for the session unless it runs already (then left
+    running; else stopped at the end): a PgServer."""
+    yield from _db_server(PgServer)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """MariaDB 10.11 of tools/mariadb-server.sh (127.0.0.1:3307), started
+    once for the session unless it runs already: a MariadbServer."""
+    yield from _db_server(MariadbServer)
+
+
+@pytest.fixture(scope="session")
+def couch_server():
+    """pouchdb-server of tools/couch-server.sh (127.0.0.1:5984), started
+    once for the session unless it runs already: a CouchServer."""
+    yield from _db_server(CouchServer)
 
 
 class Backend:
