@@ -485,6 +485,21 @@ static void exec_last_line(const struct exec_run *r, char *line, size_t cap)
 	snprintf(line, cap, "%.*s", (int)(end - start), start);
 }
 
+/* Log the tool's error output once, a line at a time (syslog keeps
+ * lines), at debug level when the failure was expected. */
+static void exec_log_err(struct exec_run *r, int status)
+{
+	enum bfs_log_level lvl = r->cmd->quiet ? BFS_LOG_DEBUG : BFS_LOG_ERR;
+	char *line, *save = NULL;
+
+	bfs_log(lvl, "'%s' exited with status %d%s", r->tool, status,
+		r->err_len ? "; its error output follows" : "");
+	r->errtail[r->err_len] = '\0';
+	for (line = strtok_r(r->errtail, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		bfs_log(lvl, "'%s': %s", r->tool, line);
+}
+
 static int exec_failed(struct exec_run *r, int status, char *err, size_t errlen)
 {
 	int rc = exec_errno(r, status);
@@ -505,12 +520,7 @@ static int exec_failed(struct exec_run *r, int status, char *err, size_t errlen)
 	else
 		snprintf(err, errlen, "%s failed (exit status %d)%s%s", r->tool,
 			 status, line[0] ? ": " : "", line);
-	if (r->err_len) {
-		r->errtail[r->err_len] = '\0';
-		bfs_log(r->cmd->quiet ? BFS_LOG_DEBUG : BFS_LOG_ERR,
-			"'%s' exited with status %d; its error output:\n%s",
-			r->tool, status, r->errtail);
-	}
+	exec_log_err(r, status);
 	return rc;
 }
 

@@ -30,8 +30,8 @@
  * reaches them in PGPASSWORD, never in argv.
  */
 #include "ds_int.h"
-#include "files_int.h"
 #include "log.h"
+#include "pg_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -555,90 +555,6 @@ static int pg_backup(struct bfs_datastore *ds, json_t *strategy,
 
 /* ---- verify ---------------------------------------------------------- */
 
-/* What a base backup tar must hold, noted while walking it. */
-struct pg_tar_seen {
-	char version[16]; /* PG_VERSION's content */
-	int control;	  /* global/pg_control */
-	uint64_t entries;
-};
-
-static const char *pg_tar_name(struct archive_entry *e)
-{
-	const char *name = archive_entry_pathname(e);
-
-	while (name[0] == '.' && name[1] == '/')
-		name += 2;
-	return name;
-}
-
-static int pg_tar_entry(struct archive *rd, struct archive_entry *e,
-			struct pg_tar_seen *seen, char *err, size_t errlen)
-{
-	const char *name;
-	la_ssize_t n;
-	char buf[4096];
-	int rc;
-
-	rc = files_check_entry(e, err, errlen);
-	if (rc)
-		return rc;
-	name = pg_tar_name(e);
-	if (!strcmp(name, "global/pg_control"))
-		seen->control = 1;
-	if (!strcmp(name, "PG_VERSION")) {
-		n = archive_read_data(rd, seen->version,
-				      sizeof(seen->version) - 1);
-		if (n < 0)
-			return -EBADMSG;
-		seen->version[n] = '\0';
-		seen->version[strcspn(seen->version, "\n")] = '\0';
-	}
-	/* Read every entry to its end: only then is the stream checked. */
-	while ((n = archive_read_data(rd, buf, sizeof(buf))) > 0)
-		;
-	if (n < 0) {
-		snprintf(err, errlen, "corrupt at '%s': %s", name,
-			 files_ar_msg(rd));
-		return -EBADMSG;
-	}
-	seen->entries++;
-	return 0;
-}
-
-static int pg_tar_walk(const char *path, struct pg_tar_seen *seen,
-		       struct bfs_progress *progress, char *err, size_t errlen)
-{
-	struct archive_entry *e;
-	struct archive *rd;
-	la_int64_t before = 0;
-	int r, rc = 0;
-
-	rd = files_reader(path, err, errlen);
-	if (!rd)
-		return -EINVAL;
-	while ((r = archive_read_next_header(rd, &e)) != ARCHIVE_EOF) {
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			snprintf(err, errlen, "corrupt tar: %s",
-				 files_ar_msg(rd));
-			rc = -EBADMSG;
-			break;
-		}
-		rc = pg_tar_entry(rd, e, seen, err, errlen);
-		if (rc)
-			break;
-		before = archive_filter_bytes(rd, -1);
-		progress->done = (uint64_t)before;
-	}
-	/* A cut stream ends right after an entry, without the two zero
-	 * blocks every tar writer puts last. */
-	if (!rc && archive_filter_bytes(rd, -1) - before < 1024) {
-		snprintf(err, errlen, "truncated: no end of archive");
-		rc = -EBADMSG;
-	}
-	archive_read_free(rd);
-	return rc;
-}
-
 /* The major version the instance's binaries run, or "" if unknown. */
 static void pg_binaries_major(struct pg_ds *pg, char *out, size_t cap)
 {
@@ -671,30 +587,24 @@ static int pg_verify_tar(struct pg_ds *pg, const char *path,
 			 struct bfs_progress *progress, char *err,
 			 size_t errlen)
 {
-	struct pg_tar_seen seen = {0};
-	struct files_locale loc;
-	char major[64];
-	int rc;
+	char version[16], major[64];
+	int manifest, rc;
 
-	files_locale_enter(&loc);
-	rc = pg_tar_walk(path, &seen, progress, err, errlen);
-	files_locale_leave(&loc);
+	rc = pg_tar_verify(path, progress, version, sizeof(version), &manifest,
+			   err, errlen);
 	if (rc)
 		return rc;
-	if (!seen.version[0] || !seen.control) {
-		snprintf(err, errlen,
-			 "a tar, but not of a PostgreSQL data directory (no "
-			 "%s)",
-			 seen.version[0] ? "global/pg_control" : "PG_VERSION");
-		return -EINVAL;
-	}
+	if (!manifest)
+		bfs_info("instance '%s': the backup has no backup_manifest: "
+			 "its structure is checked, not its content",
+			 pg->base.instance);
 	pg_binaries_major(pg, major, sizeof(major));
-	if (major[0] && strcmp(major, seen.version)) {
+	if (major[0] && strcmp(major, version)) {
 		snprintf(err, errlen,
 			 "a PostgreSQL %s cluster cannot run on the instance's "
 			 "PostgreSQL %s binaries (restore it into a %s "
 			 "instance)",
-			 seen.version, major, seen.version);
+			 version, major, version);
 		return -EINVAL;
 	}
 	return 0;
