@@ -96,6 +96,16 @@ int engine_write_json(const char *path, json_t *value);
 /* Monotonic seconds, for durations. */
 double engine_now(void);
 
+/* origin.c: the stored backup a restore file is, by size and SHA-256. */
+struct engine_origin {
+	int found;
+	char instance[BFS_NAME_MAX + 1];
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	char datastore[64];
+};
+int engine_restore_origin(struct bfs_engine *e, int fd, uint64_t size,
+			  struct engine_origin *out);
+
 /* jobs.c */
 int jobs_load(struct bfs_instance *inst);
 /* Record the last result of a kind ("backup", "restore"): lock held. */

@@ -767,6 +767,28 @@ void bfs_restore_abort(struct bfs_restore *r)
 		restore_free(r);
 }
 
+/*
+ * A file that is a stored backup of another datastore (a PostgreSQL base
+ * backup is a fine tar for a "files" instance) is refused, naming it.
+ * Files of unknown origin are left to the datastore's own checks.
+ */
+static int restore_check_origin(struct bfs_restore *r, char *err,
+				size_t errlen)
+{
+	struct bfs_instance *inst = r->inst;
+	const char *ds = bfs_instance_datastore(inst);
+	struct engine_origin o;
+
+	if (engine_restore_origin(inst->e, r->fd, atomic_load(&r->size), &o) ||
+	    !o.found || !strcmp(o.datastore, ds))
+		return 0;
+	snprintf(err, errlen,
+		 "the file is backup %s of instance '%s', a %s backup: "
+		 "instance '%s' is %s",
+		 o.ts, o.instance, o.datastore, inst->id, ds);
+	return -EINVAL;
+}
+
 /* Verify, then apply; sets the job's phase for status. */
 static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
 			 char *err, size_t errlen)
@@ -783,6 +805,9 @@ static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
 	if (fsync(r->fd))
 		return -errno;
 	atomic_store(&job->progress.total, atomic_load(&r->size));
+	ret = restore_check_origin(r, err, errlen);
+	if (ret)
+		return ret;
 	ret = bfs_datastore_verify(inst->ds, r->spool_path, &job->progress,
 				   err, errlen);
 	if (ret) {
