@@ -101,7 +101,7 @@ void couch_http_close(struct couch_http *h);
  * or NULL).  A 2xx answer's JSON body goes to *out (new reference) when
  * out is not NULL.  Else -errno mapped from the HTTP status or the curl
  * error (404 -ENOENT, 401/403 -EACCES, 409/412 -EEXIST, ...), the reason
- * in err.  quiet_404: a 404 is expected (no reason logged at debug).
+ * in err (logged at debug only: the caller decides what is an error).
  */
 int couch_http_req(struct couch_http *h, const char *method, const char *path,
 		   const char *body, size_t body_len, json_t **out, char *err,
@@ -140,5 +140,50 @@ int couch_json_restore(struct couch_ds *cd, const char *path,
 /* Roll back an agnostic restore a crash interrupted (none: 0). */
 int couch_json_recover(struct couch_ds *cd);
 int couch_json_estimate(struct couch_ds *cd, json_t *tables, uint64_t *bytes);
+
+/* ---- couchdb_json.c: the stream, shared with couchdb_json_restore.c ---- */
+
+#define COUCH_PATH_MAX 4096
+
+/* One backup, save or restore: the server, where lines go, the reason. */
+struct couch_jctx {
+	struct couch_ds *cd;
+	struct couch_http *h;
+	bfs_sink_fn sink;
+	void *arg;
+	struct bfs_progress *progress;
+	uint64_t docs; /* written, all databases */
+	int no_bulk_get;
+	char *err;
+	size_t errlen;
+};
+
+/* Lines of a stream file, each a JSON object. */
+struct couch_jreader {
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+	int eof;
+	uint64_t off;	 /* bytes consumed */
+	uint64_t lineno; /* of the last line returned */
+};
+
+int couch_jr_open(struct couch_jreader *r, const char *path);
+void couch_jr_close(struct couch_jreader *r);
+/* The next line: 1 and *out (new reference), 0 at the end of the file,
+ * -EBADMSG for a cut or broken line (reason in err). */
+int couch_jr_next(struct couch_jreader *r, json_t **out, char *err,
+		  size_t errlen);
+/* The first line, checked: *hdr a new reference holding "databases". */
+int couch_json_header(struct couch_jreader *r, json_t **hdr, char *err,
+		      size_t errlen);
+/* The whole stream of the databases dbs into c's sink. */
+int couch_json_dump(struct couch_jctx *c, json_t *dbs, const char *version);
+/* "/<db><rest>" with db escaped, into out[cap]. */
+int couch_db_path(struct couch_jctx *c, const char *db, const char *rest,
+		  char *out, size_t cap);
+/* GET /<db><rest>: 0 and *out, -ENOENT, or another error. */
+int couch_db_get(struct couch_jctx *c, const char *db, const char *rest,
+		 json_t **out);
 
 #endif
