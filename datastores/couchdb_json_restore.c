@@ -274,8 +274,9 @@ static int json_save(struct couch_jctx *c, json_t *dbs, json_t **existed)
 static int json_journal(struct couch_ds *cd, const char *phase, json_t *dbs,
 			json_t *existed)
 {
-	json_t *j = json_pack("{sssOsO}", "phase", phase, "databases", dbs,
-			      "existed", existed);
+	json_t *j = json_pack("{sssOso}", "phase", phase, "databases", dbs,
+			      "existed",
+			      existed ? json_incref(existed) : json_array());
 	int rc;
 
 	if (!j)
@@ -349,9 +350,13 @@ int couch_json_restore(struct couch_ds *cd, const char *path,
 		rc = couch_http_open(cd, &c.h, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = ds_journal_remove(cd->state_dir, JSON_JOURNAL);
-	if (!rc || rc == -ENOENT)
-		rc = json_journal(cd, "saving", dbs, json_array());
+	/* An earlier restore a crash left goes back first: one journal. */
+	rc = couch_json_recover(cd);
+	if (rc)
+		snprintf(err, errlen, "cannot roll back an earlier restore: %s",
+			 strerror(-rc));
+	else
+		rc = json_journal(cd, "saving", dbs, NULL);
 	if (!rc)
 		rc = json_save(&c, dbs, &existed);
 	if (!rc)

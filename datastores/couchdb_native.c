@@ -492,6 +492,7 @@ int couch_native_backup(struct couch_ds *cd, bfs_sink_fn sink, void *arg,
 	rc = native_list(cd, &l, err, errlen);
 	if (rc)
 		goto out_list;
+	progress->total = 0;
 	for (i = 0; i < l.count; i++)
 		progress->total += l.ents[i].size;
 	files_locale_enter(&loc);

@@ -420,6 +420,40 @@ def test_restore_failure_rolls_back_to_saved_state(util, agn):
     assert util.wait_state(m.inst("couch1"))["state"] == "ACTIVE"
 
 
+def test_interrupted_restore_is_rolled_back_at_the_next_mount(util, env,
+                                                              couch_server):
+    # What a crash in the middle of an agnostic restore leaves: the
+    # journal ("applying") and the saved state of the databases it was
+    # replacing.  The next mount puts that state back.
+    couch = couch_server
+    add_couch(env, couch.url)
+    env.init()
+    p = "t%s-" % os.urandom(4).hex()
+    a, b = p + "kept", p + "half"
+    try:
+        fill_rich_db(couch, a, n=5)
+        want = db_state(couch, a)
+        m = env.mount()
+        ts = agnostic_snapshot(util, m, "saved", [a])
+        saved = util.read_file(m.backup(ts, "couch1"))
+        assert m.stop() == []
+        state = env.state / "instances" / "couch1"
+        (state / "couch-restore-saved.jsonl").write_bytes(saved)
+        (state / "couch-restore.journal").write_text(json.dumps(
+            {"phase": "applying", "databases": [a, b], "existed": [a]}))
+        mess_up(couch, a)
+        fresh_db(couch, b)  # half-restored, did not exist before
+        m = env.mount()
+        assert db_state(couch, a) == want
+        assert db_state(couch, b) is None
+        assert not (state / "couch-restore.journal").exists()
+        assert not (state / "couch-restore-saved.jsonl").exists()
+        assert util.status(m.inst("couch1"))["state"] == "ACTIVE"
+    finally:
+        for db in (a, b):
+            couch.request("DELETE", "/" + q(db))
+
+
 @pytest.mark.parametrize("strategy", [
     '{"type": "incremental"}', '{"mode": "offline"}', '{"tables": ["a"]}',
     '{"format": "agnostic", "tables": ["Bad Name"]}',
