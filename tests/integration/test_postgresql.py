@@ -531,3 +531,90 @@ def test_restore_into_another_datastore_is_einval(util, pg):
     err = util.status(m.inst("pg1"))["last"]["restore"]["error"]
     assert "files" in err, err
     assert count(srv, db, "items") == 1000
+
+
+# ---- btrfs snapshots ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def btrfs_cluster(util):
+    """A cluster whose data directory (pg_wal too) is a btrfs subvolume,
+    port 5435, in a directory user postgres can reach."""
+    base = tempfile.mkdtemp(prefix="backupfs-pgbtrfs-", dir="/var/tmp")
+    os.chmod(base, 0o755)
+    script_env = {"BACKUPFS_PG_DIR": os.path.join(base, "pg"),
+                  "BACKUPFS_PG_PORT": "5435", "BACKUPFS_PG_BTRFS": "1"}
+    r = util.server_script(util.PG_SCRIPT, "start", env=script_env)
+    assert r.returncode == 0, r.describe()
+    try:
+        yield util.PgServer(script_env)
+    finally:
+        util.server_script(util.PG_SCRIPT, "stop", env=script_env)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_btrfs(util, env, btrfs_cluster):
+    db = "b%d_%d" % (os.getpid(), next(_DB_SEQ))
+    make_db(btrfs_cluster, db)
+    env.instances["pg1"] = pg_instance(btrfs_cluster, db)
+    env.init()
+    return env, btrfs_cluster, db
+
+
+def test_btrfs_snapshot_under_writer_restores_a_committed_prefix(util,
+                                                                 pg_btrfs):
+    env, srv, db = pg_btrfs
+    m = env.mount()
+    w = Writer(srv, db, 100000)
+    try:
+        w.wait_rows(srv, db, 200)
+        low = count(srv, db, "log")
+        ts, _ = util.snapshot_via_mount(m.inst("pg1"), "snap",
+                                        '{"snapshot": "btrfs"}')
+        high = count(srv, db, "log")
+    finally:
+        w.stop()
+    path = m.backup(ts, "pg1")
+    assert util.xattr(path, "format") == "btrfs-tar"
+    assert json.loads(util.xattr(path, "strategy"))["snapshot"] == "btrfs"
+    with tarfile.open(path) as t:
+        names = set(t.getnames())
+    assert "./PG_VERSION" in names and "./postmaster.pid" not in names
+    assert leftovers(srv) == []           # the snapshot went at once
+    r = restore(util, m, ts)
+    assert r.returncode == 0, r.describe()
+    # crash-consistent: recovery at start replays to a committed prefix
+    assert_committed_prefix(srv, db, low, high)
+    # the data directory is still a subvolume, so snapshots keep working
+    st = os.stat(srv.data)
+    assert st.st_ino == 256, "not a subvolume root after the restore"
+    util.snapshot_via_mount(m.inst("pg1"), "again", '{"snapshot": "btrfs"}')
+    assert leftovers(srv) == []
+
+
+@pytest.mark.log_errors(r"(?i)interrupted")
+def test_killed_btrfs_snapshot_is_removed_at_remount(util, env,
+                                                     btrfs_cluster, tmp_path):
+    # tar is held up by a slow exec prefix (fault injection) while the
+    # temporary snapshot exists; the daemon dies then
+    srv = btrfs_cluster
+    db = "kb%d" % os.getpid()
+    make_db(srv, db)
+    gate = tmp_path / "gate"
+    prefix = ["sh", "-c",
+              'gate=$1; shift; [ "$1" = tar ] && { touch "$gate"; '
+              'sleep 300; }; exec "$@"', "sh", str(gate)]
+    env.instances["pg1"] = pg_instance(srv, db, exec_prefix=prefix)
+    env.init()
+    m = env.mount()
+    assert util.create_job_file(m.inst("pg1") / "snapshots" / "doomed",
+                                '{"snapshot": "btrfs"}') == 0
+    wait_for(gate.exists, "tar to start")
+    assert any(".backupfs-snap-" in n for n in leftovers(srv))
+    kill_daemon(util, m)
+    subprocess.run(["pkill", "-f", "sleep 300"], check=False)
+    m2 = env.mount()
+    assert leftovers(srv) == []
+    assert m2.backups("pg1") == []
+    assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
