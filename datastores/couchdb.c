@@ -415,6 +415,27 @@ static int couch_restore(struct bfs_datastore *ds, const char *path,
 	return couch_native_restore(cd, path, progress, err, errlen);
 }
 
+/* The databases a per-database backup may name (_all_dbs). */
+static int couch_tables(struct bfs_datastore *ds, json_t **out, char *err,
+			size_t errlen)
+{
+	struct couch_http *h;
+	int rc;
+
+	rc = couch_http_open(couch_of(ds), &h, err, errlen);
+	if (rc)
+		return rc;
+	rc = couch_http_req(h, "GET", "/_all_dbs", NULL, 0, out, err, errlen);
+	couch_http_close(h);
+	if (!rc && !json_is_array(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		snprintf(err, errlen, "_all_dbs is not a list");
+		rc = -EIO;
+	}
+	return rc;
+}
+
 static int couch_recover(struct bfs_datastore *ds)
 {
 	struct couch_ds *cd = couch_of(ds);
@@ -436,4 +457,5 @@ const struct bfs_datastore_ops bfs_couchdb_ops = {
 	.verify = couch_verify,
 	.restore = couch_restore,
 	.recover = couch_recover,
+	.tables = couch_tables,
 };

@@ -278,3 +278,18 @@ int bfs_datastore_recover(struct bfs_datastore *ds)
 		return -EINVAL;
 	return ds->ops->recover(ds);
 }
+
+int bfs_datastore_tables(struct bfs_datastore *ds, json_t **out, char *err,
+			 size_t errlen)
+{
+	DS_ERRBUF(err, errlen);
+	if (!ds || !out)
+		return -EINVAL;
+	*out = NULL;
+	if (!ds->ops->tables) {
+		snprintf(err, errlen, "datastore '%s' has no tables",
+			 ds->ops->name);
+		return -EOPNOTSUPP;
+	}
+	return ds_reason(ds->ops->tables(ds, out, err, errlen), err, errlen);
+}

@@ -68,6 +68,10 @@ struct bfs_datastore_ops {
 	/* After a crash: remove temporary snapshots, finish or undo a
 	 * restore that was interrupted.  Called once at open. */
 	int (*recover)(struct bfs_datastore *ds);
+	/* Optional: what a strategy's "tables" may name (tables, databases)
+	 * as a new array of strings. */
+	int (*tables)(struct bfs_datastore *ds, json_t **out, char *err,
+		      size_t errlen);
 };
 
 /* Drivers embed this as their first member. */
@@ -98,6 +102,9 @@ int bfs_datastore_restore(struct bfs_datastore *ds, const char *path,
 			  struct bfs_progress *progress, char *err,
 			  size_t errlen);
 int bfs_datastore_recover(struct bfs_datastore *ds);
+/* -EOPNOTSUPP for a datastore without tables ("files"). */
+int bfs_datastore_tables(struct bfs_datastore *ds, json_t **out, char *err,
+			 size_t errlen);
 static inline const char *bfs_datastore_name(const struct bfs_datastore *ds)
 {
 	return ds->ops->name;

@@ -40,9 +40,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PG_ARGS_MAX	 (2 * 1024 + 32)
-#define PG_QUERY_TIMEOUT 60
-#define PG_VERSION_MAX	 64
+#define PG_ARGS_MAX	  (2 * 1024 + 32)
+#define PG_QUERY_TIMEOUT  60
+#define PG_VERSION_MAX	  64
+#define PG_TABLES_OUT_MAX (16u << 20)
 
 static const char *const pg_keys[] = {
 	"pgdata",      "bin_dir", "host",     "port",
@@ -139,16 +140,15 @@ static int pg_run(struct pg_ds *pg, struct pg_argv *a, struct ds_cmd *cmd,
 	return ds_run(&pg->x, cmd, err, errlen);
 }
 
-/* One value from a query on database db (psql -At), into out[cap]. */
-static int pg_query(struct pg_ds *pg, const char *db, const char *sql,
-		    char *out, size_t cap, char *err, size_t errlen)
+/* The output of a query on database db (psql -At) into out[cap]. */
+static int pg_query_into(struct pg_ds *pg, const char *db, const char *sql,
+			 char *out, size_t cap, char *err, size_t errlen)
 {
 	struct ds_cmd cmd = {.in_fd = -1,
 			     .capture = out,
 			     .capture_cap = cap,
 			     .timeout = PG_QUERY_TIMEOUT};
 	struct pg_argv a;
-	int rc;
 
 	pg_tool(pg, &a, "psql");
 	pg_conn(pg, &a);
@@ -159,7 +159,15 @@ static int pg_query(struct pg_ds *pg, const char *db, const char *sql,
 	pg_arg(&a, "ON_ERROR_STOP=1");
 	pg_arg(&a, "-c");
 	pg_arg(&a, sql);
-	rc = pg_run(pg, &a, &cmd, err, errlen);
+	return pg_run(pg, &a, &cmd, err, errlen);
+}
+
+/* One value from a query (its first line), into out[cap]. */
+static int pg_query(struct pg_ds *pg, const char *db, const char *sql,
+		    char *out, size_t cap, char *err, size_t errlen)
+{
+	int rc = pg_query_into(pg, db, sql, out, cap, err, errlen);
+
 	out[strcspn(out, "\n")] = '\0';
 	return rc;
 }
@@ -742,6 +750,38 @@ static int pg_restore(struct bfs_datastore *ds, const char *path,
 	return pg_restore_native(pg, path, progress, err, errlen);
 }
 
+/* The tables of "database", as pg_dump -t takes them: schema.table. */
+static int pg_tables(struct bfs_datastore *ds, json_t **out, char *err,
+		     size_t errlen)
+{
+	struct pg_ds *pg = pg_of(ds);
+	char *buf, *line, *save = NULL;
+	json_t *arr;
+	int rc;
+
+	buf = malloc(PG_TABLES_OUT_MAX);
+	arr = json_array();
+	rc = buf && arr ? 0 : -ENOMEM;
+	if (!rc)
+		rc = pg_query_into(pg, pg->database,
+				   "select quote_ident(schemaname) || '.' || "
+				   "quote_ident(tablename) from pg_tables "
+				   "where schemaname not in ('pg_catalog', "
+				   "'information_schema') order by 1",
+				   buf, PG_TABLES_OUT_MAX, err, errlen);
+	for (line = rc ? NULL : strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		if (json_array_append_new(arr, json_string(line)))
+			rc = -ENOMEM;
+	free(buf);
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return 0;
+}
+
 static int pg_recover(struct bfs_datastore *ds)
 {
 	struct pg_ds *pg = pg_of(ds);
@@ -763,4 +803,5 @@ const struct bfs_datastore_ops bfs_postgresql_ops = {
 	.verify = pg_verify,
 	.restore = pg_restore,
 	.recover = pg_recover,
+	.tables = pg_tables,
 };

@@ -10,6 +10,14 @@
  * Exit codes: 0 success, 1 failure (verify: a backup bad or not
  * checked), 2 usage error.
  */
+#include "bfs_version.h"
+#include "datastore.h"
+#include "engine.h"
+#include "log.h"
+#include "trove_backup.h"
+#include "trove_import.h"
+#include "verify.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,13 +27,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "bfs_version.h"
-#include "engine.h"
-#include "log.h"
-#include "trove_backup.h"
-#include "trove_import.h"
-#include "verify.h"
 
 #define EXIT_USAGE 2
 
@@ -60,6 +61,9 @@ static void ctl_usage(FILE *out)
 		"  verify --all               the same for every backup of "
 		"every instance\n"
 		"  gc                         remove chunks no backup uses\n"
+		"  tables INSTANCE            what a strategy's \"tables\" "
+		"may name\n"
+		"                             (asked of the database)\n"
 		"  import-trove --container NAME --from LIST.json "
 		"[--key-file FILE]\n"
 		"                             make Trove's backups in Swift "
@@ -97,8 +101,8 @@ static int ctl_load_config(struct ctl *c)
 		fprintf(stderr, "backupctl: %s\n", err);
 		return 1;
 	}
-	bfs_log_set_level(c->conf->log_level < BFS_LOG_WARN
-				  ? c->conf->log_level : BFS_LOG_WARN);
+	bfs_log_set_level(c->conf->log_level < BFS_LOG_WARN ? c->conf->log_level
+							    : BFS_LOG_WARN);
 	return 0;
 }
 
@@ -161,7 +165,7 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 	/* Refuse before creating a key that would not match. */
 	if (!bfs_backend_stat(be, "config", &size)) {
 		fprintf(stderr, "backupctl: the backend already holds a "
-			"repository; not creating a new key\n");
+				"repository; not creating a new key\n");
 		ret = 1;
 		goto out_backend;
 	}
@@ -175,8 +179,10 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 	ret = bfs_repo_init(be, master);
 	explicit_bzero(master, sizeof(master));
 	if (ret) {
-		fprintf(stderr, "backupctl: cannot initialize the repository: "
-			"%s\n", strerror(-ret));
+		fprintf(stderr,
+			"backupctl: cannot initialize the repository: "
+			"%s\n",
+			strerror(-ret));
 		unlink(c->conf->key_file);
 		ret = 1;
 		goto out_backend;
@@ -244,7 +250,7 @@ static int ctl_wait_record(char *(*fetch)(void *), void *arg, int as_json)
 		text = fetch(arg);
 		if (!text) {
 			fprintf(stderr, "backupctl: the snapshot's record "
-				"vanished\n");
+					"vanished\n");
 			return 1;
 		}
 		rec = json_loads(text, 0, NULL);
@@ -254,8 +260,10 @@ static int ctl_wait_record(char *(*fetch)(void *), void *arg, int as_json)
 			json_decref(rec);
 			break;
 		}
-		ctl_progress((uint64_t)json_integer_value(json_object_get(p, "done")),
-			     (uint64_t)json_integer_value(json_object_get(p, "total")));
+		ctl_progress((uint64_t)json_integer_value(
+				     json_object_get(p, "done")),
+			     (uint64_t)json_integer_value(
+				     json_object_get(p, "total")));
 		json_decref(rec);
 		free(text);
 		usleep(200 * 1000);
@@ -280,7 +288,8 @@ static char *ctl_fetch_engine(void *arg)
 	size_t len;
 
 	return bfs_instance_snapshot_show(s->inst, s->label, &text, &len)
-		       ? NULL : text;
+		       ? NULL
+		       : text;
 }
 
 static char *ctl_fetch_file(void *arg)
@@ -340,8 +349,7 @@ out_close:
 }
 
 static int ctl_snapshot_mount(struct ctl *c, const char *instance,
-			      const char *label, const char *strategy,
-			      int wait)
+			      const char *label, const char *strategy, int wait)
 {
 	struct ctl_snap s = {.label = label};
 	size_t len = strlen(strategy);
@@ -388,7 +396,7 @@ static int cmd_snapshot(struct ctl *c, int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "usage: backupctl snapshot INSTANCE "
-			"[--label L] [--strategy JSON] [--wait]\n");
+				"[--label L] [--strategy JSON] [--wait]\n");
 		return EXIT_USAGE;
 	}
 	if (!lab) {
@@ -502,8 +510,8 @@ static int cmd_delete(struct ctl *c, int argc, char **argv)
 	bfs_repo_close(repo);
 	bfs_backend_close(be);
 	if (ret) {
-		fprintf(stderr, "backupctl: cannot delete %s/%s: %s\n",
-			argv[1], argv[2], strerror(-ret));
+		fprintf(stderr, "backupctl: cannot delete %s/%s: %s\n", argv[1],
+			argv[2], strerror(-ret));
 		return 1;
 	}
 	printf("deleted %s/%s (run gc to reclaim its chunks)\n", argv[1],
@@ -1138,7 +1146,8 @@ static int cmd_verify(struct ctl *c, int argc, char **argv)
 		return 1;
 	ret = ctl_verify_targets(repo, instance, ts, all, &t);
 	if (ret == -ENOENT)
-		fprintf(stderr, "backupctl: verify: instance '%s' has no backups\n",
+		fprintf(stderr,
+			"backupctl: verify: instance '%s' has no backups\n",
 			instance);
 	else if (ret)
 		fprintf(stderr, "backupctl: verify: listing failed: %s\n",
@@ -1151,17 +1160,65 @@ static int cmd_verify(struct ctl *c, int argc, char **argv)
 	return ret ? 1 : 0;
 }
 
+/* ---- tables ---- */
+
+/* What a strategy's "tables" may name in INSTANCE, asked of the
+ * database itself (no repository needed). */
+static int cmd_tables(struct ctl *c, int argc, char **argv)
+{
+	struct bfs_datastore *ds;
+	char dir[4096], err[1024] = "";
+	json_t *conf, *tables, *t;
+	size_t i;
+	int ret;
+
+	if (argc == 3 && !strcmp(argv[2], "--json")) {
+		c->json = 1;
+		argc--;
+	}
+	if (argc != 2 || !bfs_name_ok(argv[1])) {
+		fprintf(stderr, "usage: backupctl tables INSTANCE [--json]\n");
+		return EXIT_USAGE;
+	}
+	conf = json_object_get(c->conf->instances, argv[1]);
+	if (!conf) {
+		fprintf(stderr, "backupctl: no instance '%s' in the config\n",
+			argv[1]);
+		return 1;
+	}
+	snprintf(dir, sizeof(dir), "%s/instances/%s", c->conf->state_dir,
+		 argv[1]);
+	ret = bfs_datastore_open(argv[1], conf, dir, &ds, err, sizeof(err));
+	if (!ret) {
+		ret = bfs_datastore_tables(ds, &tables, err, sizeof(err));
+		bfs_datastore_close(ds);
+	}
+	if (ret) {
+		fprintf(stderr, "backupctl: tables of '%s': %s\n", argv[1],
+			err);
+		return 1;
+	}
+	if (c->json) {
+		char *text = json_dumps(tables, JSON_INDENT(2));
+
+		printf("%s\n", text ? text : "[]");
+		free(text);
+	} else {
+		json_array_foreach(tables, i, t)
+			printf("%s\n", json_string_value(t));
+	}
+	json_decref(tables);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } ctl_commands[] = {
-	{"init", cmd_init},
-	{"snapshot", cmd_snapshot},
-	{"list", cmd_list},
-	{"delete", cmd_delete},
-	{"gc", cmd_gc},
-	{"import-trove", cmd_import_trove},
-	{"verify", cmd_verify},
+	{"init", cmd_init},	{"snapshot", cmd_snapshot},
+	{"list", cmd_list},	{"delete", cmd_delete},
+	{"gc", cmd_gc},		{"import-trove", cmd_import_trove},
+	{"verify", cmd_verify}, {"tables", cmd_tables},
 };
 
 int main(int argc, char **argv)

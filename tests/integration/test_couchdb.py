@@ -308,6 +308,13 @@ def test_per_database_backup_restores_only_those(util, agn):
     assert db_state(couch, b) == want_b  # untouched
 
 
+def test_backupctl_tables_lists_the_databases(util, env, agn):
+    m, couch, p = agn
+    call(couch, "PUT", "/" + q(p + "listed"))
+    r = env.ctl("tables", "couch1", "--json")
+    assert p + "listed" in json.loads(r.stdout)
+
+
 def test_system_databases_left_out_unless_listed(util, agn):
     m, couch, p = agn
     fresh_db(couch, p + "user")

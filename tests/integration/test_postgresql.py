@@ -618,3 +618,15 @@ def test_killed_btrfs_snapshot_is_removed_at_remount(util, env,
     assert leftovers(srv) == []
     assert m2.backups("pg1") == []
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
+
+
+def test_backupctl_tables_lists_what_a_strategy_may_name(util, pg):
+    env, srv, db = pg
+    r = env.ctl("tables", "pg1", "--json")
+    assert json.loads(r.stdout) == ["public.items", "public.log",
+                                    "public.other", "public.tally"]
+    # and such a name works in a strategy
+    m = env.mount()
+    util.snapshot_via_mount(m.inst("pg1"), "by-listed-name",
+                            '{"format": "agnostic", "tables": '
+                            '["public.other"]}')
