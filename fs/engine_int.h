@@ -64,6 +64,11 @@ struct bfs_restore {
 	int fd;
 	_Atomic uint64_t size;
 	_Atomic int write_err; /* a failed write spoils the spool */
+	/* SHA-256 of the spool while it is written front to back (cp
+	 * does), so finding where it came from needs no second read. */
+	pthread_mutex_t hash_lock;
+	struct bfs_sha256 *hash; /* NULL once a write came out of order */
+	uint64_t hashed;	 /* bytes in hash */
 };
 
 struct bfs_instance {
@@ -96,7 +101,8 @@ int engine_write_json(const char *path, json_t *value);
 /* Monotonic seconds, for durations. */
 double engine_now(void);
 
-/* origin.c: the stored backup a restore file is, by size and SHA-256. */
+/* origin.c: the stored backup a restore file is, by size and SHA-256
+ * (sha256 NULL: read fd to compute it). */
 struct engine_origin {
 	int found;
 	char instance[BFS_NAME_MAX + 1];
@@ -104,7 +110,7 @@ struct engine_origin {
 	char datastore[64];
 };
 int engine_restore_origin(struct bfs_engine *e, int fd, uint64_t size,
-			  struct engine_origin *out);
+			  const uint8_t *sha256, struct engine_origin *out);
 
 /* jobs.c */
 int jobs_load(struct bfs_instance *inst);

@@ -8,6 +8,11 @@
  * changes anything, so a restart can tell what was interrupted
  * (Cinder's previous_status, as a file).
  */
+#include "codec.h"
+#include "engine_int.h"
+#include "log.h"
+#include "writer.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,11 +22,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-
-#include "codec.h"
-#include "engine_int.h"
-#include "log.h"
-#include "writer.h"
 
 /* Spooling stops this far from a full disk. */
 #define SPOOL_RESERVE_BYTES (64ull << 20)
@@ -176,8 +176,10 @@ void jobs_recover(struct bfs_instance *inst)
 				inst->id, strerror(-ret));
 	}
 	spool_clear(inst);
-	json_object_foreach(inst->records, label, rec) {
-		if (strcmp(json_string_value(json_object_get(rec, "state")) ?: "",
+	json_object_foreach(inst->records, label, rec)
+	{
+		if (strcmp(json_string_value(json_object_get(rec, "state"))
+				   ?: "",
 			   "running"))
 			continue;
 		json_object_set_new(rec, "state", json_string("failed"));
@@ -193,10 +195,12 @@ void jobs_recover(struct bfs_instance *inst)
 		events_emit(inst, "backup.restore.error",
 			    json_pack("{ss}", "error", reason));
 	else
-		events_emit(inst, "backup.create.error",
-			    json_pack("{ssss}", "label",
-				      json_string_value(json_object_get(j, "name")) ?: "",
-				      "error", reason));
+		events_emit(
+			inst, "backup.create.error",
+			json_pack("{ssss}", "label",
+				  json_string_value(json_object_get(j, "name"))
+					  ?: "",
+				  "error", reason));
 	json_decref(j);
 	journal_clear(inst);
 }
@@ -361,8 +365,8 @@ out_unlock:
 	return ret;
 }
 
-static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
-			int ret, const char *err)
+static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
+			const char *err)
 {
 	struct bfs_instance *inst = job->inst;
 	json_t *rec, *fields;
@@ -379,7 +383,8 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 	json_object_set_new(rec, "progress", progress_json(&job->progress));
 	if (!ret) {
 		json_object_set_new(rec, "backup", json_string(m->timestamp));
-		json_object_set_new(rec, "size", json_integer((json_int_t)m->size));
+		json_object_set_new(rec, "size",
+				    json_integer((json_int_t)m->size));
 		json_object_set_new(rec, "stored",
 				    json_integer((json_int_t)m->stored_bytes));
 	}
@@ -398,9 +403,8 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m,
 		return;
 	}
 	fields = json_pack("{sssssIsIsf}", "label", job->label, "backup",
-			   m->timestamp, "bytes", (json_int_t)m->size,
-			   "stored", (json_int_t)m->stored_bytes, "duration",
-			   secs);
+			   m->timestamp, "bytes", (json_int_t)m->size, "stored",
+			   (json_int_t)m->stored_bytes, "duration", secs);
 	events_emit(inst, "backup.create.end", fields);
 }
 
@@ -448,8 +452,10 @@ static int snap_parse_strategy(struct bfs_instance *inst, const char *text,
 	}
 	s = i == len ? json_object() : json_loadb(text, len, 0, &jerr);
 	if (!s) {
-		snprintf(err, errlen, "strategy is not JSON: line %d, column "
-			 "%d: %s", jerr.line, jerr.column, jerr.text);
+		snprintf(err, errlen,
+			 "strategy is not JSON: line %d, column "
+			 "%d: %s",
+			 jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(s)) {
@@ -526,8 +532,10 @@ static int snap_check_space(struct bfs_instance *inst, uint64_t estimate,
 		need += estimate;
 	if (avail >= need)
 		return 0;
-	snprintf(err, errlen, "not enough space in the repository: %llu MiB "
-		 "free, %llu MiB needed", (unsigned long long)(avail >> 20),
+	snprintf(err, errlen,
+		 "not enough space in the repository: %llu MiB "
+		 "free, %llu MiB needed",
+		 (unsigned long long)(avail >> 20),
 		 (unsigned long long)(need >> 20));
 	return -ENOSPC;
 }
@@ -630,7 +638,8 @@ int bfs_instance_list_snapshots(struct bfs_instance *inst, bfs_name_cb cb,
 	pthread_mutex_unlock(&inst->lock);
 	if (!names)
 		return -ENOMEM;
-	json_array_foreach(names, i, v) {
+	json_array_foreach(names, i, v)
+	{
 		ret = cb(json_string_value(v), arg);
 		if (ret)
 			break;
@@ -672,6 +681,15 @@ void jobs_wait_all(struct bfs_instance *inst)
 
 /* ---- restores ---- */
 
+/* Free what a restore owns but its spool and its slot. */
+static void restore_release(struct bfs_restore *r)
+{
+	bfs_sha256_free(r->hash);
+	pthread_mutex_destroy(&r->hash_lock);
+	free(r->spool_path);
+	free(r);
+}
+
 int bfs_instance_restore_begin(struct bfs_instance *inst, const char *name,
 			       struct bfs_restore **out)
 {
@@ -686,18 +704,21 @@ int bfs_instance_restore_begin(struct bfs_instance *inst, const char *name,
 		return -ENOMEM;
 	r->inst = inst;
 	r->fd = -1;
+	pthread_mutex_init(&r->hash_lock, NULL);
+	r->hash = bfs_sha256_new(); /* NULL: computed from the spool later */
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	job_path(inst, "spool", name, path, sizeof(path));
 	r->spool_path = strdup(path);
 	if (!r->spool_path) {
-		free(r);
+		restore_release(r);
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&inst->lock);
 	if (inst->job || inst->restore)
 		ret = -EBUSY;
 	if (!ret) {
-		r->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		r->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0600);
 		if (r->fd < 0)
 			ret = -errno;
 		else
@@ -705,8 +726,7 @@ int bfs_instance_restore_begin(struct bfs_instance *inst, const char *name,
 	}
 	pthread_mutex_unlock(&inst->lock);
 	if (ret) {
-		free(r->spool_path);
-		free(r);
+		restore_release(r);
 		return ret;
 	}
 	*out = r;
@@ -724,8 +744,23 @@ static int spool_has_room(int fd, size_t size)
 	return 0;
 }
 
-ssize_t bfs_restore_write(struct bfs_restore *r, const void *buf,
-			  size_t size, uint64_t off)
+/* Keep the running hash while writes come front to back. */
+static void restore_hash(struct bfs_restore *r, const void *buf, size_t n,
+			 uint64_t off)
+{
+	pthread_mutex_lock(&r->hash_lock);
+	if (r->hash && off == r->hashed) {
+		bfs_sha256_update(r->hash, buf, n);
+		r->hashed += n;
+	} else if (r->hash) {
+		bfs_sha256_free(r->hash);
+		r->hash = NULL;
+	}
+	pthread_mutex_unlock(&r->hash_lock);
+}
+
+ssize_t bfs_restore_write(struct bfs_restore *r, const void *buf, size_t size,
+			  uint64_t off)
 {
 	ssize_t n;
 	int ret;
@@ -743,6 +778,7 @@ ssize_t bfs_restore_write(struct bfs_restore *r, const void *buf,
 	}
 	if (off + (uint64_t)n > atomic_load(&r->size))
 		atomic_store(&r->size, off + (uint64_t)n);
+	restore_hash(r, buf, (size_t)n, off);
 	return n;
 }
 
@@ -757,8 +793,7 @@ static void restore_free(struct bfs_restore *r)
 	if (inst->restore == r)
 		inst->restore = NULL;
 	pthread_mutex_unlock(&inst->lock);
-	free(r->spool_path);
-	free(r);
+	restore_release(r);
 }
 
 void bfs_restore_abort(struct bfs_restore *r)
@@ -772,14 +807,26 @@ void bfs_restore_abort(struct bfs_restore *r)
  * backup is a fine tar for a "files" instance) is refused, naming it.
  * Files of unknown origin are left to the datastore's own checks.
  */
-static int restore_check_origin(struct bfs_restore *r, char *err,
-				size_t errlen)
+static int restore_check_origin(struct bfs_restore *r, char *err, size_t errlen)
 {
 	struct bfs_instance *inst = r->inst;
 	const char *ds = bfs_instance_datastore(inst);
 	struct engine_origin o;
 
-	if (engine_restore_origin(inst->e, r->fd, atomic_load(&r->size), &o) ||
+	uint8_t sha[32];
+	int have_sha = 0;
+
+	pthread_mutex_lock(&r->hash_lock);
+	if (r->hash && r->hashed == atomic_load(&r->size)) {
+		bfs_sha256_final(r->hash, sha);
+		have_sha = 1;
+	} else {
+		bfs_sha256_free(r->hash);
+	}
+	r->hash = NULL;
+	pthread_mutex_unlock(&r->hash_lock);
+	if (engine_restore_origin(inst->e, r->fd, atomic_load(&r->size),
+				  have_sha ? sha : NULL, &o) ||
 	    !o.found || !strcmp(o.datastore, ds))
 		return 0;
 	snprintf(err, errlen,
@@ -790,8 +837,8 @@ static int restore_check_origin(struct bfs_restore *r, char *err,
 }
 
 /* Verify, then apply; sets the job's phase for status. */
-static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
-			 char *err, size_t errlen)
+static int restore_apply(struct bfs_restore *r, struct bfs_job *job, char *err,
+			 size_t errlen)
 {
 	struct bfs_instance *inst = r->inst;
 	int ret;
@@ -808,8 +855,8 @@ static int restore_apply(struct bfs_restore *r, struct bfs_job *job,
 	ret = restore_check_origin(r, err, errlen);
 	if (ret)
 		return ret;
-	ret = bfs_datastore_verify(inst->ds, r->spool_path, &job->progress,
-				   err, errlen);
+	ret = bfs_datastore_verify(inst->ds, r->spool_path, &job->progress, err,
+				   errlen);
 	if (ret) {
 		/* Not a backup of this datastore: nothing was changed. */
 		return -EINVAL;
@@ -831,10 +878,9 @@ static void restore_record(struct bfs_instance *inst, struct bfs_restore *r,
 	bfs_timestamp_format(time(NULL), now);
 	bfs_timestamp_format(started, ts);
 	rec = json_pack("{sssssssssIso}", "name", r->name, "state",
-			ret ? "failed" : "completed", "started", ts,
-			"finished", now, "bytes",
-			(json_int_t)atomic_load(&r->size), "error",
-			ret ? json_string(err) : json_null());
+			ret ? "failed" : "completed", "started", ts, "finished",
+			now, "bytes", (json_int_t)atomic_load(&r->size),
+			"error", ret ? json_string(err) : json_null());
 	pthread_mutex_lock(&inst->lock);
 	if (rec)
 		jobs_set_last(inst, "restore", rec);
@@ -874,8 +920,7 @@ int bfs_restore_commit(struct bfs_restore *r)
 		events_emit(inst, "backup.restore.end",
 			    json_pack("{sssIsf}", "file", r->name, "bytes",
 				      (json_int_t)atomic_load(&r->size),
-				      "duration",
-				      engine_now() - job.t0));
+				      "duration", engine_now() - job.t0));
 	}
 	pthread_mutex_lock(&inst->lock);
 	journal_clear(inst);

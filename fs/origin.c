@@ -90,7 +90,7 @@ static int origin_match(struct bfs_instance *inst, const char *ts,
 }
 
 int engine_restore_origin(struct bfs_engine *e, int fd, uint64_t size,
-			  struct engine_origin *out)
+			  const uint8_t *sha256, struct engine_origin *out)
 {
 	struct origin_names insts = {0}, backups;
 	struct bfs_instance *inst;
@@ -100,7 +100,9 @@ int engine_restore_origin(struct bfs_engine *e, int fd, uint64_t size,
 
 	memset(out, 0, sizeof(*out));
 	rc = bfs_engine_list_instances(e, origin_collect, &insts);
-	if (!rc)
+	if (!rc && sha256)
+		memcpy(sha, sha256, sizeof(sha));
+	else if (!rc)
 		rc = origin_hash(fd, sha);
 	for (i = 0; !rc && !out->found && i < insts.n; i++) {
 		if (bfs_engine_instance(e, insts.v[i], &inst))

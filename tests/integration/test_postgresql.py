@@ -523,6 +523,17 @@ def test_restore_into_another_datastore_is_einval(util, pg):
     err = util.status(m.inst("vol1"))["last"]["restore"]["error"]
     assert "postgresql" in err and ts in err, err
     assert util.tree_of_dir(src) == before
+    # written back to front (no running hash): found all the same
+    data = util.read_file(m.backup(ts, "pg1"))
+    fd = os.open(m.inst("vol1") / "restore" / "z", os.O_WRONLY | os.O_CREAT)
+    step = 1 << 20
+    for off in reversed(range(0, len(data), step)):
+        os.pwrite(fd, data[off:off + step], off)
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == util.errno.EINVAL
+    err = util.status(m.inst("vol1"))["last"]["restore"]["error"]
+    assert "postgresql" in err and ts in err, err
     # and the other way round
     vts, _ = util.snapshot_via_mount(m.inst("vol1"), "tree")
     e = util.restore_errno(m.backup(vts, "vol1"),
