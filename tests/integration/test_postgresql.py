@@ -436,6 +436,38 @@ def test_killed_restore_is_rolled_back_at_remount(util, env, pg_server,
 
 
 @pytest.mark.log_errors(r"(?i)interrupted")
+def test_restore_killed_while_staging_leaves_the_cluster_alone(
+        util, env, pg_server, tmp_path):
+    # tar -x is held up by a slow exec prefix (fault injection) while the
+    # staging directory exists; the cluster still runs on its data
+    srv = pg_server
+    db = "kstage_%d" % os.getpid()
+    make_db(srv, db)
+    gate = tmp_path / "gate"
+    prefix = ["sh", "-c",
+              'gate=$1; shift; for a; do [ "$a" = -x ] && '
+              '{ touch "$gate"; sleep 300; }; done; exec "$@"',
+              "sh", str(gate)]
+    env.instances["pg1"] = pg_instance(srv, db, exec_prefix=prefix)
+    env.init()
+    m = env.mount()
+    ts, _ = util.snapshot_via_mount(m.inst("pg1"), "old")
+    srv.sql("delete from items where id > 4", db=db)
+    cp = subprocess.Popen(["cp", m.backup(ts, "pg1"),
+                           m.inst("pg1") / "restore" / "doomed"],
+                          stderr=subprocess.DEVNULL)
+    wait_for(gate.exists, "the extraction to start")
+    assert any(".backupfs-restore-" in n for n in leftovers(srv))
+    kill_daemon(util, m)
+    cp.wait(60)
+    subprocess.run(["pkill", "-f", "sleep 300"], check=False)
+    m2 = env.mount()
+    assert leftovers(srv) == []
+    assert count(srv, db, "items") == 4
+    assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
+
+
+@pytest.mark.log_errors(r"(?i)interrupted")
 def test_killed_snapshot_leaves_no_backup(util, env, pg_server, tmp_path):
     # pg_basebackup is held up by a slow exec prefix (fault injection):
     # the daemon dies while the backup streams
