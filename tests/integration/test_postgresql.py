@@ -673,3 +673,22 @@ def test_backupctl_tables_lists_what_a_strategy_may_name(util, pg):
     util.snapshot_via_mount(m.inst("pg1"), "by-listed-name",
                             '{"format": "agnostic", "tables": '
                             '["public.other"]}')
+
+
+def test_clone_into_another_instance(util, pg, second_cluster):
+    # pg1's backup restored into pg2, another cluster on the same host
+    env, srv, db = pg
+    env.instances["pg2"] = pg_instance(second_cluster, db)
+    env.write_config()
+    m = env.mount()
+    ts, _ = util.snapshot_via_mount(m.inst("pg1"), "to-clone")
+    r = util.run(["cp", m.backup(ts, "pg1"), m.inst("pg2") / "restore/"],
+                 timeout=300)
+    assert r.returncode == 0, r.describe()
+    assert count(second_cluster, db, "items") == 1000
+    assert util.status(m.inst("pg2"))["last"]["restore"]["state"] == \
+        "completed"
+    # the source is untouched and both answer
+    srv.sql("insert into other values (500)", db=db)
+    assert count(srv, db, "other") == 11
+    assert count(second_cluster, db, "other") == 10
