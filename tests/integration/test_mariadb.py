@@ -572,3 +572,57 @@ def test_killed_native_restore_is_rolled_back(util, env, maria, tmp_path):
     ev = [e for e in util.read_events(m2.inst(INST))
           if e.get("event", e.get("type")) == "backup.restore.error"]
     assert ev, util.read_events(m2.inst(INST))
+
+
+# ---------------------------------------------------------------------------
+# A password from password_file
+
+
+PASSWORD = 'p"w\\x\'y z'
+
+
+@pytest.fixture
+def maria_user(maria):
+    """A database user with a password that needs quoting."""
+    lit = PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
+    sql_script(maria, """
+        drop user if exists bk@localhost;
+        create user bk@localhost identified by '%s';
+        grant all on *.* to bk@localhost;
+    """ % lit)
+    yield "bk"
+    maria.sql("drop user if exists bk@localhost")
+
+
+@pytest.mark.bfs_timeout(600)
+def test_password_file_reaches_the_tools_and_nothing_else(util, env, maria,
+                                                         maria_user):
+    make_shop(maria, "pw_shop")
+    want = shop_state(maria, "pw_shop")
+    pw = env.secret_file("maria.pw", PASSWORD)
+    m = mount_maria(env, maria, user=maria_user, password_file=str(pw))
+    inst = m.inst(INST)
+    ts_a, _ = util.snapshot_via_mount(
+        inst, "a", '{"format": "agnostic", "tables": ["pw_shop"]}')
+    ts_n, _ = util.snapshot_via_mount(inst, "n")
+    maria.sql("drop database pw_shop")
+    assert copy_errno(m.backup(ts_a, INST), inst / "restore" / "a") == 0
+    assert shop_state(maria, "pw_shop") == want
+    maria.sql("update pw_shop.items set price = 5")
+    # the default health check logs in as bk too
+    assert copy_errno(m.backup(ts_n, INST), inst / "restore" / "n") == 0
+    assert shop_state(maria, "pw_shop") == want
+    state = env.state / "instances" / INST
+    assert not [n for n in os.listdir(state) if n.endswith(".cnf")]
+    assert "p\"w" not in m.log_text()
+
+
+def test_password_file_must_be_private(util, env, maria, maria_user):
+    env.init()
+    pw = env.secret_file("maria.pw", PASSWORD)
+    os.chmod(pw, 0o644)
+    env.instances[INST] = maria_conf(maria, user=maria_user,
+                                     password_file=str(pw))
+    env.write_config()
+    err = util.mount_refused(env, env.cfg, what="a readable password file")
+    assert "maria.pw" in err
