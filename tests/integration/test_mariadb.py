@@ -29,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -626,3 +627,119 @@ def test_password_file_must_be_private(util, env, maria, maria_user):
     env.write_config()
     err = util.mount_refused(env, env.cfg, what="a readable password file")
     assert "maria.pw" in err
+
+
+# ---------------------------------------------------------------------------
+# A backup of another major version; SIGKILL during an agnostic restore
+
+
+def xb_chunks(data):
+    """The chunks of an xbstream: (flags, type, path, offset, payload)."""
+    off, out = 0, []
+    while off < len(data):
+        assert data[off:off + 8] == b"XBSTCK01", off
+        flags, typ = data[off + 8], data[off + 9:off + 10]
+        plen = int.from_bytes(data[off + 10:off + 14], "little")
+        path = data[off + 14:off + 14 + plen]
+        off += 14 + plen
+        if typ == b"E":
+            out.append((flags, typ, path, 0, b""))
+            continue
+        n = int.from_bytes(data[off:off + 8], "little")
+        at = int.from_bytes(data[off + 8:off + 16], "little")
+        off += 20
+        out.append((flags, typ, path, at, data[off:off + n]))
+        off += n
+    return out
+
+
+def xb_build(chunks):
+    out = []
+    for flags, typ, path, at, payload in chunks:
+        out.append(b"XBSTCK01" + bytes([flags]) + typ +
+                   len(path).to_bytes(4, "little") + path)
+        if typ == b"P":
+            out.append(len(payload).to_bytes(8, "little") +
+                       at.to_bytes(8, "little") +
+                       zlib.crc32(payload).to_bytes(4, "little") + payload)
+    return b"".join(out)
+
+
+@pytest.mark.log_errors(r"restore of instance 'maria1'")
+def test_native_backup_of_another_major_version_refused(util, env, maria):
+    make_shop(maria, "mv_shop")
+    m = mount_maria(env, maria)
+    inst = m.inst(INST)
+    ts, _ = util.snapshot_via_mount(inst, "n")
+    maria.sql("update mv_shop.items set price = 3")
+    now = shop_state(maria, "mv_shop")
+    chunks = xb_chunks(util.read_file(m.backup(ts, INST)))
+    # a well-formed stream whose xtrabackup_info says MariaDB 10.6
+    forged = []
+    for flags, typ, path, at, payload in chunks:
+        if path == b"xtrabackup_info" and typ == b"P":
+            assert at == 0 and b"server_version = 10.11." in payload
+            payload = re.sub(rb"server_version = [^\n]*",
+                             b"server_version = 10.6.21-MariaDB", payload)
+        forged.append((flags, typ, path, at, payload))
+    assert xb_build(chunks) == util.read_file(m.backup(ts, INST))
+    e = write_errno(inst / "restore" / "old.xb", xb_build(forged))
+    assert e == errno.EINVAL, os.strerror(e) if e else "restored"
+    reason = last_restore(util, inst)["error"]
+    assert "MariaDB 10.6 cannot be prepared" in reason, reason
+    assert shop_state(maria, "mv_shop") == now
+
+
+@pytest.mark.bfs_timeout(600)
+@pytest.mark.log_errors(r"(?i)interrupted", r"restore of instance 'maria1'")
+def test_killed_agnostic_restore_is_rolled_back(util, env, maria, tmp_path):
+    make_shop(maria, "ka_shop")
+    mark = tmp_path / "health.pid"
+    # The first health check (before anything changes) passes; the one
+    # after the dump was applied hangs, its pid in mark.
+    script = ('if [ -e "$0.seen" ]; then echo $$ > "$0"; exec sleep 600; '
+              'fi; touch "$0.seen"; exec mariadb --no-defaults -S "$1" '
+              '-u"$2" -e "select 1"')
+    slow = dict(maria_conf(maria)["service"],
+                health=["sh", "-c", script, str(mark), maria.socket,
+                        maria.user])
+    m = mount_maria(env, maria, service=slow)
+    inst = m.inst(INST)
+    ts, _ = util.snapshot_via_mount(
+        inst, "a", '{"format": "agnostic", "tables": ["ka_shop.items", '
+        '"ka_shop.orders"]}')
+    sql_script(maria, """
+        update ka_shop.items set price = 77;
+        delete from ka_shop.orders where id > 2;
+    """)
+    before = shop_state(maria, "ka_shop")
+    cp = subprocess.Popen(["cp", str(m.backup(ts, INST)),
+                           str(inst / "restore" / "a.sql")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (mark.exists() and mark.read_text().strip()):
+            assert time.monotonic() < deadline, "no second health check"
+            assert cp.poll() is None, cp.stderr.read()
+            time.sleep(0.05)
+        applied = maria.sql("select distinct price from ka_shop.items "
+                            "limit 2")
+        kill_daemon(util, m)
+    finally:
+        if mark.exists() and mark.read_text().strip():
+            try:
+                os.kill(int(mark.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert cp.wait(60) != 0
+    assert applied != "77", "the kill came before the dump was applied"
+
+    env.instances[INST] = maria_conf(maria)
+    env.write_config()
+    m2 = env.mount()
+    assert shop_state(maria, "ka_shop") == before
+    state = env.state / "instances" / INST
+    assert not [n for n in os.listdir(state)
+                if "safety" in n or "mariadb-restore" in n]
+    assert util.status(m2.inst(INST))["state"] == "ACTIVE"
+    assert "rolled back the SQL restore" in m2.log_text()
