@@ -71,6 +71,9 @@ struct ds_cmd {
 	struct bfs_progress *progress; /* stdout bytes add to ->done */
 	int timeout;		       /* seconds, 0: none */
 	int quiet;		       /* a failure is expected: log at debug */
+	char *err_tail; /* stderr's last bytes kept here (NUL-terminated,
+			 * at most err_tail_cap - 1), or NULL */
+	size_t err_tail_cap;
 	/* out: */
 	int status; /* exit status, or 128 + signal */
 };

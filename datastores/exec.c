@@ -559,6 +559,14 @@ int ds_run(const struct ds_exec *x, struct ds_cmd *cmd, char *err,
 	bfs_debug("running '%s' (pid %d)", r->tool, (int)r->pid);
 	exec_pump(r);
 	cmd->status = exec_wait(r);
+	if (cmd->err_tail && cmd->err_tail_cap) {
+		size_t n = r->err_len < cmd->err_tail_cap - 1
+				   ? r->err_len
+				   : cmd->err_tail_cap - 1;
+
+		memcpy(cmd->err_tail, r->errtail + r->err_len - n, n);
+		cmd->err_tail[n] = '\0';
+	}
 	if (cmd->status || r->sink_rc || r->timed_out)
 		rc = exec_failed(r, cmd->status, err, errlen);
 out_free:

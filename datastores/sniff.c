@@ -21,6 +21,9 @@ static const struct {
 	{"PGDMP", 0, DS_KIND_PG_DUMP},
 	{"XBSTCK01", 0, DS_KIND_XBSTREAM},
 	{"-- MariaDB dump", 0, DS_KIND_SQL_DUMP},
+	/* mariadb-dump since 10.11.8 starts with this line, which tells
+	 * the mariadb client to refuse its shell and file commands */
+	{"/*M!999999\\- enable the sandbox mode */", 0, DS_KIND_SQL_DUMP},
 	{"-- MySQL dump", 0, DS_KIND_SQL_DUMP},
 	{"{\"backupfs_couchdb\"", 0, DS_KIND_COUCH_JSON},
 	{"ustar", 257, DS_KIND_TAR},
