@@ -1513,6 +1513,58 @@ static int mdb_recover_sql(struct mdb_ds *m)
 	return rc;
 }
 
+/* What "tables" may name: each user database, and each of its tables
+ * as "db.table". */
+static int mdb_tables(struct bfs_datastore *ds, json_t **out, char *err,
+		      size_t errlen)
+{
+	struct mdb_ds *m = mdb_of(ds);
+	json_t *dbs, *tables = NULL, *arr, *d, *t;
+	char *entry;
+	size_t i, j;
+	int rc;
+
+	rc = mdb_user_databases(m, &dbs, err, errlen);
+	if (rc)
+		return rc;
+	arr = json_array();
+	rc = arr ? 0 : -ENOMEM;
+	json_array_foreach(dbs, i, d)
+	{
+		if (!rc && json_array_append(arr, d))
+			rc = -ENOMEM;
+		if (!rc)
+			rc = mdb_tables_of(m, json_string_value(d), &tables,
+					   err, errlen);
+		if (rc)
+			break;
+		json_array_foreach(tables, j, t)
+		{
+			if (asprintf(&entry, "%s.%s", json_string_value(d),
+				     json_string_value(t)) < 0) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (json_array_append_new(arr, json_string(entry)))
+				rc = -ENOMEM;
+			free(entry);
+			if (rc)
+				break;
+		}
+		json_decref(tables);
+		tables = NULL;
+		if (rc)
+			break;
+	}
+	json_decref(dbs);
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return 0;
+}
+
 static int mdb_recover(struct bfs_datastore *ds)
 {
 	struct mdb_ds *m = mdb_of(ds);
@@ -1542,4 +1594,5 @@ const struct bfs_datastore_ops bfs_mariadb_ops = {
 	.verify = mdb_verify,
 	.restore = mdb_restore,
 	.recover = mdb_recover,
+	.tables = mdb_tables,
 };

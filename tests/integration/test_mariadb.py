@@ -300,6 +300,14 @@ def test_agnostic_whole_restores_every_database(util, env, maria):
     assert last_restore(util, inst)["state"] == "completed"
 
 
+def test_backupctl_tables_lists_databases_and_tables(util, env, maria):
+    make_shop(maria, "tl_shop")
+    mount_maria(env, maria)
+    got = json.loads(env.ctl("tables", INST, "--json").stdout)
+    assert "tl_shop" in got and "tl_shop.orders" in got
+    assert not any(n.split(".")[0] in ("mysql", "sys") for n in got)
+
+
 def test_agnostic_tables_restores_only_those_with_their_keys(util, env,
                                                              maria):
     make_shop(maria, "tb_shop")
