@@ -19,6 +19,7 @@
 static const struct bfs_datastore_ops *const ds_drivers[] = {
 	&bfs_files_ops,
 	&bfs_postgresql_ops,
+	&bfs_db2_ops,
 };
 
 const struct bfs_datastore_ops *bfs_datastore_find(const char *name)

@@ -105,5 +105,6 @@ static inline const char *bfs_datastore_name(const struct bfs_datastore *ds)
 
 extern const struct bfs_datastore_ops bfs_files_ops;
 extern const struct bfs_datastore_ops bfs_postgresql_ops;
+extern const struct bfs_datastore_ops bfs_db2_ops;
 
 #endif
