@@ -1927,9 +1927,9 @@ static int db2_restore_run(struct db2_job *job, const char *path,
 		size_t n = strlen(err);
 
 		snprintf(err + n, errlen - n,
-			 "; the rollback failed too (%s): the safety images "
-			 "stay in '%s' and are restored again at the next "
-			 "start",
+			 "; the rollback failed too (%s): the instance stays "
+			 "quiesced, the safety images stay in '%s' and are "
+			 "restored again at the next start",
 			 rerr, job->dir);
 		return rc;
 	}
@@ -1960,6 +1960,13 @@ static int db2_restore(struct bfs_datastore *ds, const char *path,
 	keep = rc &&
 	       !strcmp(json_string_value(json_object_get(job.j, "phase")) ?: "",
 		       "applying");
+	if (keep) {
+		/* The rollback failed: the databases are neither the old nor
+		 * the new ones.  The instance stays quiesced (users kept
+		 * out) and the journal stays: recover() tries again. */
+		db2_job_free(&job);
+		goto out_free;
+	}
 	r = db2_unquiesce(&job, uerr, sizeof(uerr));
 	if (r && !rc) {
 		snprintf(err, errlen, "%s", uerr);
@@ -1967,12 +1974,7 @@ static int db2_restore(struct bfs_datastore *ds, const char *path,
 	} else if (r) {
 		bfs_err("the instance stays quiesced: %s", uerr);
 	}
-	if (keep) {
-		/* the rollback failed: recover() tries it again */
-		db2_job_free(&job);
-	} else {
-		db2_job_end(&job);
-	}
+	db2_job_end(&job);
 	if (!rc)
 		progress->done = progress->total;
 out_free:

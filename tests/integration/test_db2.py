@@ -125,8 +125,8 @@ class Db2:
     def in_use(self, name):
         self.write("dbs/%s/in_use" % name, "")
 
-    def fail(self, verb, db=""):
-        self.write("fail/" + verb, db)
+    def fail(self, verb, db="*", times=1):
+        self.write("fail/" + verb, "%s %d" % (db, times))
 
     def hang(self, verb, db=""):
         self.write("hang/" + verb, db)
@@ -465,6 +465,31 @@ def test_failing_restore_rolls_back(util, env, two_dbs):
     safety = [l for l in after if l.startswith("RESTORE DATABASE") and
               "/safety " in l]
     assert len(safety) == 2, after
+    assert not two_dbs.quiesced()
+    assert two_dbs.leftovers() == []
+
+
+@pytest.mark.log_errors(FAILED, r"(?i)roll back|rollback")
+def test_failed_rollback_is_retried_at_the_next_start(util, env, two_dbs):
+    """RESTORE of ORDERS fails, and so does its rollback: the instance
+    stays quiesced with the safety images kept; the next mount restores
+    them and unquiesces."""
+    m, inst = mount_db2(env, two_dbs)
+    ts = snapshot(util, inst, "cold", '{"mode": "offline"}')
+    two_dbs.set_content("SAMPLE", b"sample now\n")
+    two_dbs.set_content("ORDERS", b"orders now\n")
+    two_dbs.fail("RESTORE", "ORDERS", times=2)
+    assert restore(util, m, ts) == errno.EIO
+    err = util.status(inst)["last"]["restore"]["error"]
+    assert "the rollback failed too" in err and "stays quiesced" in err, err
+    assert two_dbs.quiesced()
+    assert two_dbs.content("SAMPLE") == b"sample now\n"     # rolled back
+    assert two_dbs.db_status("ORDERS")["restore_pending"]   # broken
+    assert len(two_dbs.leftovers()) == 1                    # safety kept
+    m.remount()
+    assert two_dbs.content("SAMPLE") == b"sample now\n"
+    assert two_dbs.content("ORDERS") == b"orders now\n"
+    assert not two_dbs.db_status("ORDERS")["restore_pending"]
     assert not two_dbs.quiesced()
     assert two_dbs.leftovers() == []
 

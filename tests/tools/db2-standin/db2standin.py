@@ -27,8 +27,9 @@ State directory:
   quiesced               present: the instance is quiesced
   fail/<VERB>            the next VERB (BACKUP, RESTORE, ROLLFORWARD,
                          DB2CKBKP, QUIESCE, UNQUIESCE, CONNECT) fails; the
-                         file's content, if any, names the database it
-                         fails for; the file is removed when it fires
+                         file may hold "<DB|*> [N]": the database it
+                         fails for, and how many times (1); it is removed
+                         when it has fired
   hang/<VERB>            the next VERB (of the database the file names,
                          if any) waits until the file is removed (its
                          pid in hang/<VERB>.pid) -- for crash tests
@@ -180,10 +181,15 @@ class State:
         data = self.read(rel)
         if data is None:
             return False
-        want = data.decode().strip().upper()
-        if want and want not in [d.upper() for d in dbs if d]:
+        words = data.decode().split()
+        want = words[0].upper() if words else "*"
+        left = int(words[1]) if len(words) > 1 else 1
+        if want != "*" and want not in [d.upper() for d in dbs if d]:
             return False
-        self.remove(rel)
+        if left > 1:
+            self.write(rel, "%s %d" % (want, left - 1))
+        else:
+            self.remove(rel)
         return True
 
     def hang(self, verb, *dbs):
