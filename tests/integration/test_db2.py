@@ -524,6 +524,53 @@ def test_restore_into_clone_instance(util, env, two_dbs):
         "RESTORE DATABASE SAMPLE FROM") and " INTO CLONE " in l]
 
 
+def test_restore_into_fresh_instance(util, env, two_dbs):
+    """The target database does not exist yet (a freshly deployed
+    instance): no safety image for it, RESTORE ... INTO creates it."""
+    env.instances["db2b"] = instance_conf(two_dbs, ["NEWDB"])
+    m, inst = mount_db2(env, two_dbs)
+    ts = snapshot(util, inst, "s", '{"mode": "offline", '
+                  '"tables": ["ORDERS"]}')
+    assert not two_dbs.exists("NEWDB")
+    assert restore(util, m, ts, inst="db2b") == 0
+    assert two_dbs.content("NEWDB") == b"orders rows v1\n"
+    assert two_dbs.leftovers() == []
+
+
+@pytest.mark.log_errors(FAILED)
+def test_failed_restore_into_fresh_instance_drops_it(util, env, two_dbs):
+    env.instances["db2b"] = instance_conf(two_dbs, ["NEWDB"])
+    m, inst = mount_db2(env, two_dbs)
+    ts = snapshot(util, inst, "s", '{"mode": "offline", '
+                  '"tables": ["ORDERS"]}')
+    two_dbs.fail("RESTORE", "NEWDB")
+    assert restore(util, m, ts, inst="db2b") == errno.EIO
+    assert not two_dbs.exists("NEWDB"), two_dbs.lines()
+    assert "DROP DATABASE NEWDB" in two_dbs.lines()
+    assert not two_dbs.quiesced()
+
+
+def test_online_restore_logs_in_archive_log_dir(util, env, two_dbs):
+    """With archive_log_dir, the image's logs are extracted into a job
+    subdirectory of it, removed afterwards; the operator's own archived
+    logs there stay."""
+    arch = two_dbs.top / "ArchiveLogs"
+    two_dbs.mkdir(arch)
+    (arch / "S0000007.LOG").write_text("the operator's archived log\n")
+    for db in ("SAMPLE", "ORDERS"):
+        two_dbs.set_cfg(db, LOGARCHMETH1="DISK:%s/" % arch)
+    m, inst = mount_db2(env, two_dbs, archive_log_dir=str(arch))
+    ts = snapshot(util, inst, "hot")
+    two_dbs.set_content("ORDERS", b"changed\n")
+    assert restore(util, m, ts) == 0
+    assert two_dbs.content("ORDERS") == b"orders rows v1\n"
+    rf = [l for l in two_dbs.lines() if l.startswith("ROLLFORWARD")]
+    assert len(rf) == 2 and all(
+        "OVERFLOW LOG PATH (%s/.backupfs-db2-" % arch in l for l in rf), rf
+    assert sorted(os.listdir(arch)) == ["S0000007.LOG"]
+    assert two_dbs.leftovers() == []
+
+
 @pytest.mark.log_errors(FAILED)
 def test_backup_of_two_dbs_refused_by_other_instance(util, env, two_dbs):
     two_dbs.add_db("CLONE", b"the clone's own data\n")
