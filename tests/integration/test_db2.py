@@ -443,6 +443,33 @@ def test_corrupt_image_is_refused_untouched(util, env, two_dbs, tmp_path):
     assert two_dbs.leftovers() == []
 
 
+def test_restore_is_maintenance(util, env, two_dbs):
+    """While the RESTOREs run the instance is in MAINTENANCE: snapshots
+    and other restores get EBUSY, backups stay readable."""
+    m, inst = mount_db2(env, two_dbs)
+    ts = snapshot(util, inst, "cold", '{"mode": "offline"}')
+    want = Path(m.backup(ts, INST)).read_bytes()
+    two_dbs.set_content("SAMPLE", b"changed\n")
+    two_dbs.hang("RESTORE", "SAMPLE")
+    res = {}
+    t = threading.Thread(target=lambda: res.update(err=restore(util, m, ts)))
+    t.start()
+    try:
+        wait_for(lambda: (two_dbs.state / "hang" / "RESTORE.pid").exists(),
+                 "the RESTORE to start")
+        assert util.status(inst)["state"] == "MAINTENANCE"
+        assert util.create_job_file(inst / "snapshots" / "during") == \
+            errno.EBUSY
+        assert restore(util, m, ts, name="r2") == errno.EBUSY
+        assert Path(m.backup(ts, INST)).read_bytes() == want
+    finally:
+        (two_dbs.state / "hang" / "RESTORE").unlink()
+        t.join(60)
+    assert res["err"] == 0
+    assert two_dbs.content("SAMPLE") == b"sample rows v1\n"
+    assert util.status(inst)["state"] == "ACTIVE"
+
+
 @pytest.mark.log_errors(FAILED)
 def test_failing_restore_rolls_back(util, env, two_dbs):
     m, inst = mount_db2(env, two_dbs)

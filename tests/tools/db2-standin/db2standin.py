@@ -114,6 +114,7 @@ def in_use():
 class State:
     def __init__(self, root):
         self.root = root
+        self.lock = None  # the state's lock file, held by a command
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -203,8 +204,14 @@ class State:
         if want and want not in [d.upper() for d in dbs if d]:
             return
         self.write(rel + ".pid", "%d\n" % os.getpid())
+        # other commands go on meanwhile, as they would beside a long
+        # BACKUP or RESTORE of a real instance
+        if self.lock:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
         while self.exists(rel):
             time.sleep(0.05)
+        if self.lock:
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
         self.remove(rel + ".pid")
 
 
@@ -621,13 +628,13 @@ def main_db2(argv):
                     "db2-standin: not a command line backupfs issues: %r"
                     % " ".join(words))
         verb, groups = p
-        lock = open(state.path(".lock"), "a")
+        state.lock = open(state.path(".lock"), "a")
         clp = Clp(state, inst)
         fn = getattr(clp, verb)
         args = list(groups)
         if verb == "restore":
             args[-1] = bool(args[-1])
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(state.lock, fcntl.LOCK_EX)
         status, out = fn(*args)
         _finish(state, "db2", words, status, out)
     except Exit as e:
