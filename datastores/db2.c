@@ -2052,6 +2052,17 @@ static int db2_recover(struct bfs_datastore *ds)
 	return rc;
 }
 
+/* The databases a strategy's "tables" may name: the configured ones
+ * (each is backed up whole; DB2 has no per-table images here). */
+static int db2_tables(struct bfs_datastore *ds, json_t **out, char *err,
+		      size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	*out = json_deep_copy(db2_of(ds)->databases);
+	return *out ? 0 : -ENOMEM;
+}
+
 const struct bfs_datastore_ops bfs_db2_ops = {
 	.name = "db2",
 	.config_keys = db2_keys,
@@ -2063,4 +2074,5 @@ const struct bfs_datastore_ops bfs_db2_ops = {
 	.verify = db2_verify,
 	.restore = db2_restore,
 	.recover = db2_recover,
+	.tables = db2_tables,
 };

@@ -359,6 +359,12 @@ def test_strategy_tables_pick_databases(util, env, two_dbs):
     assert two_dbs.index("BACKUP DATABASE SAMPLE") == -1
 
 
+def test_backupctl_tables_lists_the_databases(util, env, two_dbs):
+    mount_db2(env, two_dbs)
+    got = json.loads(env.ctl("tables", INST, "--json").stdout)
+    assert sorted(got) == ["ORDERS", "SAMPLE"]
+
+
 def test_incremental_and_bad_strategies_refused(util, env, two_dbs):
     m, inst = mount_db2(env, two_dbs)
     for i, s in enumerate(('{"type": "incremental"}',
