@@ -373,6 +373,9 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 	char now[BFS_TIMESTAMP_LEN + 1];
 	double secs = engine_now() - job->t0;
 
+	/* Before the record says "completed": a reader that sees it must
+	 * find the backup in backups/ too. */
+	engine_invalidate_backups(inst);
 	bfs_timestamp_format(time(NULL), now);
 	pthread_mutex_lock(&inst->lock);
 	rec = json_object_get(inst->records, job->label);
@@ -394,7 +397,6 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 	job_end(inst);
 	pthread_mutex_unlock(&inst->lock);
 
-	engine_invalidate_backups(inst);
 	if (ret) {
 		bfs_err("snapshot '%s' of instance '%s' failed: %s", job->label,
 			inst->id, err);
