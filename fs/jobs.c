@@ -567,6 +567,16 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 				  errlen);
 	if (ret)
 		goto out_free;
+	/* A busy instance says so before the database is asked anything
+	 * (the estimate runs its tools); checked again below. */
+	pthread_mutex_lock(&inst->lock);
+	if (inst->job || inst->restore) {
+		snprintf(err, errlen, "instance '%s' is busy", inst->id);
+		ret = -EBUSY;
+	}
+	pthread_mutex_unlock(&inst->lock);
+	if (ret)
+		goto out_free;
 	if (!bfs_datastore_estimate(inst->ds, job->strategy, &total))
 		atomic_store(&job->progress.total, total);
 	ret = snap_check_space(inst, total, err, errlen);
