@@ -919,7 +919,9 @@ static void fs_usage(const char *prog)
 	       "   \"instances\": {ID: {\"datastore\": \"files\", \"path\": "
 	       "DIR,\n"
 	       "                      \"snapshot\": "
-	       "\"auto|btrfs|reflink|copy|none\"}}}\n\n"
+	       "\"auto|btrfs|reflink|copy|none\"}}}\n"
+	       "  datastores: files, postgresql, mariadb, couchdb, db2 (their "
+	       "keys: README)\n\n"
 	       "Create the key and repository with: backupctl --config FILE "
 	       "init\n\n",
 	       prog);
