@@ -542,6 +542,31 @@ static int snap_check_space(struct bfs_instance *inst, uint64_t estimate,
 	return -ENOSPC;
 }
 
+/*
+ * A snapshot refused for what it asked (a bad strategy, no room) is the
+ * last backup result: status says why, not only the log.  Busy and
+ * taken labels are not results: the job they met is.
+ */
+static void snap_record_refusal(struct bfs_instance *inst, const char *label,
+				int ret, const char *err)
+{
+	char now[BFS_TIMESTAMP_LEN + 1];
+	json_t *rec;
+
+	if (ret == -EBUSY || ret == -EEXIST || ret == -ENOMEM)
+		return;
+	bfs_timestamp_format(time(NULL), now);
+	rec = json_pack("{sssssssssn}", "label", label, "state", "refused",
+			"finished", now, "error",
+			err && *err ? err : strerror(-ret), "backup");
+	if (!rec)
+		return;
+	pthread_mutex_lock(&inst->lock);
+	jobs_set_last(inst, "backup", rec);
+	pthread_mutex_unlock(&inst->lock);
+	json_decref(rec);
+}
+
 int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 				const char *strategy, size_t len, char *err,
 				size_t errlen)
@@ -597,6 +622,7 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 	if (!ret)
 		return 0;
 out_free:
+	snap_record_refusal(inst, label, ret, err);
 	job_free(job);
 	return ret;
 }
