@@ -512,6 +512,26 @@ static void test_swap_rolls_back_on_failed_start(void)
 	ds_service_release(&svc);
 }
 
+/* A stop that fails changes nothing, and leaves nothing to recover. */
+static void test_swap_failed_stop_changes_nothing(void)
+{
+	struct ds_service svc;
+	char err[512] = "";
+
+	reset_data();
+	make_service(&svc, "");
+	free(svc.stop.argv[2]);
+	svc.stop.argv[2] = strdup("echo 'cannot stop' >&2; exit 1");
+	CHECK_EQ(swap_into(&svc, "new\n", err, sizeof(err)), -EIO);
+	CHECK(strstr(err, "cannot stop"));
+	CHECK(!strstr(err, "rollback failed"));
+	CHECK(exists("data/old-only"));
+	CHECK(exists("running"));
+	CHECK_EQ(count_named("", ".backupfs-"), 0);
+	CHECK(!exists("state/swap.journal"));
+	ds_service_release(&svc);
+}
+
 /* A crash after the old data moved aside and the new one moved in: the
  * journal says "swapping"; recovery puts the old data back. */
 static void test_swap_recover_undoes(void)
@@ -667,6 +687,7 @@ int main(void)
 	RUN(test_swap_commits);
 	RUN(test_swap_rolls_back_on_failed_health);
 	RUN(test_swap_rolls_back_on_failed_start);
+	RUN(test_swap_failed_stop_changes_nothing);
 	RUN(test_swap_recover_undoes);
 	RUN(test_swap_recover_finishes);
 	RUN(test_swap_recover_refuses_foreign_paths);
