@@ -355,11 +355,14 @@ static void test_strategy_rejects(void)
  */
 static void make_service(struct ds_service *svc, const char *health_extra)
 {
-	char start[PATH_MAX + 64], stop[PATH_MAX + 64], health[2 * PATH_MAX];
+	char start[2 * PATH_MAX + 64], stop[PATH_MAX + 64],
+		health[2 * PATH_MAX];
 	json_t *conf;
 	char err[256];
 
-	snprintf(start, sizeof(start), "touch '%s/running'", base);
+	/* like pg_ctl: starting a running service fails */
+	snprintf(start, sizeof(start),
+		 "test ! -e '%s/running' && touch '%s/running'", base, base);
 	snprintf(stop, sizeof(stop), "rm -f '%s/running'", base);
 	snprintf(health, sizeof(health),
 		 "test -f '%s/running' && test -f '%s/data/ok'%s", base, base,
