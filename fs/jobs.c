@@ -215,10 +215,12 @@ void jobs_recover(struct bfs_instance *inst)
  * {"done", "total", "percent", "started", "rate", "eta"} of a job: new
  * reference.  rate is bytes/s since the current phase began (a restore
  * verifies, then applies, each counting from 0); eta is seconds, null when
- * unknown (no rate yet, no total, or done past an estimated total), 0 once
- * the job is over (final).
+ * unknown (no rate yet, no total, done past an estimated total, or the job
+ * failed), 0 once it completed.
  */
-static json_t *progress_json(struct bfs_job *job, int final)
+enum progress_when { PROGRESS_RUNNING, PROGRESS_COMPLETED, PROGRESS_FAILED };
+
+static json_t *progress_json(struct bfs_job *job, enum progress_when when)
 {
 	struct bfs_progress *p = &job->progress;
 	uint64_t done = atomic_load(&p->done);
@@ -232,9 +234,9 @@ static json_t *progress_json(struct bfs_job *job, int final)
 	json_t *eta;
 
 	bfs_timestamp_format(job->started, ts);
-	if (final)
+	if (when == PROGRESS_COMPLETED)
 		eta = json_integer(0);
-	else if (rate > 0 && total && done < total)
+	else if (when == PROGRESS_RUNNING && rate > 0 && total && done < total)
 		eta = json_integer(
 			(json_int_t)((double)(total - done) / rate + 0.5));
 	else
@@ -407,7 +409,9 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 			    json_string(ret ? "failed" : "completed"));
 	json_object_set_new(rec, "finished", json_string(now));
 	json_object_set_new(rec, "error", ret ? json_string(err) : json_null());
-	json_object_set_new(rec, "progress", progress_json(job, !ret));
+	json_object_set_new(
+		rec, "progress",
+		progress_json(job, ret ? PROGRESS_FAILED : PROGRESS_COMPLETED));
 	if (!ret) {
 		json_object_set_new(rec, "backup", json_string(m->timestamp));
 		json_object_set_new(rec, "size",
@@ -510,7 +514,7 @@ static json_t *snap_record_new(struct bfs_job *job)
 	return json_pack("{sssssssOsnsnsnso}", "label", job->label, "state",
 			 "running", "started", ts, "strategy", job->strategy,
 			 "backup", "error", "finished", "progress",
-			 progress_json(job, 0));
+			 progress_json(job, PROGRESS_RUNNING));
 }
 
 /* Register and launch a job.  Instance lock held. */
@@ -667,7 +671,8 @@ static json_t *snap_record_now(struct bfs_instance *inst, const char *label)
 	rec = json_deep_copy(rec);
 	if (rec && job && job->kind == JOB_SNAPSHOT &&
 	    !strcmp(job->label, label))
-		json_object_set_new(rec, "progress", progress_json(job, 0));
+		json_object_set_new(rec, "progress",
+				    progress_json(job, PROGRESS_RUNNING));
 	return rec;
 }
 
@@ -1064,7 +1069,7 @@ static json_t *jobs_running(struct bfs_instance *inst)
 	return json_pack("{ssssssso}", "kind",
 			 job->kind == JOB_SNAPSHOT ? "snapshot" : "restore",
 			 "label", job->label, "started", ts, "progress",
-			 progress_json(job, 0));
+			 progress_json(job, PROGRESS_RUNNING));
 }
 
 json_t *jobs_status(struct bfs_instance *inst)

@@ -141,6 +141,23 @@ def test_restore_error_event_says_why(util, env):
     assert "backup" not in err, err
 
 
+@pytest.mark.log_errors()
+def test_failed_snapshot_event_and_record(util, env):
+    src = env.add_instance("vol1", tree="sample")
+    env.init()
+    m = env.mount()
+    os.rename(src, env.base / "moved-away")
+    path = m.inst() / "snapshots" / "doomed"
+    assert util.create_job_file(path) == 0
+    job = util.wait_job(path)
+    assert job["state"] == "failed", job
+    assert job["progress"]["eta"] is None, job
+    err = by_event(util.read_events(m.inst()), "backup.create.error")[-1]
+    assert err["label"] == "doomed" and err["error"] == job["error"], err
+    assert isinstance(err["bytes"], int) and err["duration"] >= 0, err
+    os.rename(env.base / "moved-away", src)
+
+
 def test_delete_event_carries_size(util, env):
     env.add_instance("vol1", tree="sample")
     env.init()
