@@ -9,6 +9,8 @@
  *   readahead   integer, optional: chunks decoded ahead of a reader (8)
  *   log_level   string, optional: "error", "warning", "info", "debug"
  *   instances   object, optional: id -> instance config (datastore keys)
+ *   webhook     object, optional: where notifications are POSTed
+ *               {"url", "timeout", "retries", "cacert", "token_file"}
  *
  * Instance objects are checked by their datastore driver when the engine
  * opens them; everything else is checked here.  A config is immutable
@@ -22,6 +24,18 @@
 
 #include "log.h"
 
+/* The "webhook" key; url NULL when it is absent. */
+struct bfs_webhook_conf {
+	char *url;	  /* http:// or https:// */
+	unsigned timeout; /* seconds per attempt */
+	unsigned retries; /* further attempts after a failed one */
+	char *cacert;	  /* CA bundle for https, or NULL: the system's */
+	char *token_file; /* bearer token (mode 0600), or NULL */
+};
+
+#define BFS_WEBHOOK_TIMEOUT 10
+#define BFS_WEBHOOK_RETRIES 3
+
 struct bfs_config {
 	char *path;
 	json_t *root;      /* owned */
@@ -32,6 +46,7 @@ struct bfs_config {
 	uint64_t cache_bytes;
 	unsigned readahead;
 	enum bfs_log_level log_level;
+	struct bfs_webhook_conf webhook;
 };
 
 #define BFS_DEFAULT_CACHE_BYTES (256ull << 20)
