@@ -467,7 +467,8 @@ def test_invalid_strategy_refused(util, env, maria, strategy):
 
 
 @pytest.mark.log_errors(r"restore of instance 'maria1'",
-                        r"exited with status", r"ERROR 1064")
+                        r"exited with status", r"ERROR 1064",
+                        r"^backupfs: error: 'mariadb': ")
 def test_dump_failing_half_way_is_rolled_back(util, env, maria):
     make_shop(maria, "rb_a")
     make_shop(maria, "rb_b")
