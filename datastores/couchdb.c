@@ -79,22 +79,6 @@ static void couch_close(struct bfs_datastore *ds)
 	free(cd);
 }
 
-/* conf[key] as a new string, dflt if absent; -EINVAL if not a string. */
-static int couch_str(json_t *conf, const char *key, const char *dflt,
-		     char **out)
-{
-	json_t *v = json_object_get(conf, key);
-
-	*out = NULL;
-	if (v && (!json_is_string(v) || !json_string_length(v) ||
-		  strlen(json_string_value(v)) != json_string_length(v)))
-		return -EINVAL;
-	if (!v && !dflt)
-		return 0;
-	*out = strdup(v ? json_string_value(v) : dflt);
-	return *out ? 0 : -ENOMEM;
-}
-
 static void couch_strip_slashes(char *s)
 {
 	size_t n = strlen(s);
@@ -116,7 +100,7 @@ static int couch_parse_auth(struct couch_ds *cd, json_t *conf, char *err,
 	char pw[1024];
 	int rc;
 
-	if (couch_str(conf, "user", NULL, &cd->user)) {
+	if (ds_conf_str(conf, "user", NULL, &cd->user)) {
 		snprintf(err, errlen, "\"user\" must be a name");
 		return -EINVAL;
 	}
@@ -146,14 +130,15 @@ static int couch_parse_conf(struct couch_ds *cd, const char *instance,
 {
 	const char *bad = NULL;
 
-	if (couch_str(conf, "url", COUCH_DEFAULT_URL, &cd->url) ||
+	if (ds_conf_str(conf, "url", COUCH_DEFAULT_URL, &cd->url) ||
 	    !couch_url_ok(cd->url))
 		bad = "\"url\" (http:// or https://)";
-	else if (couch_str(conf, "data_dir", COUCH_DEFAULT_DATA,
-			   &cd->data_dir) ||
+	else if (ds_conf_str(conf, "data_dir", COUCH_DEFAULT_DATA,
+			     &cd->data_dir) ||
 		 cd->data_dir[0] != '/' || !cd->data_dir[1])
 		bad = "\"data_dir\" (an absolute path, not /)";
-	else if (couch_str(conf, "os_user", COUCH_DEFAULT_USER, &cd->os_user) ||
+	else if (ds_conf_str(conf, "os_user", COUCH_DEFAULT_USER,
+			     &cd->os_user) ||
 		 cd->os_user[0] == '-')
 		bad = "\"os_user\"";
 	if (bad) {

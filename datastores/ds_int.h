@@ -163,6 +163,13 @@ int ds_service_start(const struct ds_exec *x, const struct ds_service *svc,
 int ds_service_health(const struct ds_exec *x, const struct ds_service *svc,
 		      char *err, size_t errlen);
 
+/*
+ * conf[key] as a new string in *out: dflt (copied) when absent, NULL when
+ * absent without a default; -EINVAL for a non-string, an empty string or
+ * one with a NUL inside.
+ */
+int ds_conf_str(json_t *conf, const char *key, const char *dflt, char **out);
+
 /* Copy a JSON array of strings into a NULL-terminated argv (new). */
 int ds_argv_from_json(json_t *arr, char ***out);
 void ds_argv_free(char **argv);

@@ -45,6 +45,20 @@ void ds_argv_free(char **argv)
 	free(argv);
 }
 
+int ds_conf_str(json_t *conf, const char *key, const char *dflt, char **out)
+{
+	json_t *v = json_object_get(conf, key);
+
+	*out = NULL;
+	if (v && (!json_is_string(v) || !json_string_length(v) ||
+		  strlen(json_string_value(v)) != json_string_length(v)))
+		return -EINVAL;
+	if (!v && !dflt)
+		return 0;
+	*out = strdup(v ? json_string_value(v) : dflt);
+	return *out ? 0 : -ENOMEM;
+}
+
 int ds_argv_from_json(json_t *arr, char ***out)
 {
 	char **argv;

@@ -427,21 +427,6 @@ static void mdb_close(struct bfs_datastore *ds)
 	free(m);
 }
 
-/* conf[key] as a new string: dflt if absent, -EINVAL if not a string. */
-static int mdb_str(json_t *conf, const char *key, const char *dflt, char **out)
-{
-	json_t *v = json_object_get(conf, key);
-
-	*out = NULL;
-	if (v && (!json_is_string(v) || !json_string_length(v) ||
-		  strlen(json_string_value(v)) != json_string_length(v)))
-		return -EINVAL;
-	if (!v && !dflt)
-		return 0;
-	*out = strdup(v ? json_string_value(v) : dflt);
-	return *out ? 0 : -ENOMEM;
-}
-
 static int mdb_parse_port(struct mdb_ds *m, json_t *v)
 {
 	if (!v)
@@ -482,27 +467,28 @@ static int mdb_parse_conf(struct mdb_ds *m, const char *instance, json_t *conf,
 {
 	const char *bad = NULL;
 
-	if (mdb_str(conf, "datadir", NULL, &m->datadir) || !m->datadir ||
+	if (ds_conf_str(conf, "datadir", NULL, &m->datadir) || !m->datadir ||
 	    m->datadir[0] != '/')
 		bad = "\"datadir\" (an absolute path)";
-	else if (mdb_str(conf, "host", NULL, &m->host) ||
+	else if (ds_conf_str(conf, "host", NULL, &m->host) ||
 		 (m->host && m->host[0] == '-'))
 		bad = "\"host\"";
-	else if (mdb_str(conf, "socket",
-			 m->host ? NULL : "/run/mysqld/mysqld.sock",
-			 &m->socket) ||
+	else if (ds_conf_str(conf, "socket",
+			     m->host ? NULL : "/run/mysqld/mysqld.sock",
+			     &m->socket) ||
 		 (m->socket && m->socket[0] != '/'))
 		bad = "\"socket\" (an absolute path)";
 	else if (m->host && json_object_get(conf, "socket"))
 		bad = "\"socket\" or \"host\", not both,";
 	else if (mdb_parse_port(m, json_object_get(conf, "port")))
 		bad = "\"port\" (1 to 65535)";
-	else if (mdb_str(conf, "user", "root", &m->user) || m->user[0] == '-')
+	else if (ds_conf_str(conf, "user", "root", &m->user) ||
+		 m->user[0] == '-')
 		bad = "\"user\"";
-	else if (mdb_str(conf, "os_user", "mysql", &m->os_user) ||
+	else if (ds_conf_str(conf, "os_user", "mysql", &m->os_user) ||
 		 m->os_user[0] == '-')
 		bad = "\"os_user\"";
-	else if (mdb_str(conf, "bin_dir", NULL, &m->bin_dir))
+	else if (ds_conf_str(conf, "bin_dir", NULL, &m->bin_dir))
 		bad = "\"bin_dir\"";
 	if (bad) {
 		snprintf(err, errlen, "instance '%s' needs a valid %s",

@@ -194,21 +194,6 @@ static void pg_close(struct bfs_datastore *ds)
 	free(pg);
 }
 
-/* conf[key] as a new string: dflt if absent, -EINVAL if not a string. */
-static int pg_str(json_t *conf, const char *key, const char *dflt, char **out)
-{
-	json_t *v = json_object_get(conf, key);
-
-	*out = NULL;
-	if (v && (!json_is_string(v) || !json_string_length(v) ||
-		  strlen(json_string_value(v)) != json_string_length(v)))
-		return -EINVAL;
-	if (!v && !dflt)
-		return 0;
-	*out = strdup(v ? json_string_value(v) : dflt);
-	return *out ? 0 : -ENOMEM;
-}
-
 static int pg_parse_port(struct pg_ds *pg, json_t *v)
 {
 	if (!v)
@@ -250,20 +235,20 @@ static int pg_parse_conf(struct pg_ds *pg, const char *instance, json_t *conf,
 	const char *bad = NULL;
 	int rc;
 
-	if ((rc = pg_str(conf, "pgdata", NULL, &pg->pgdata)) || !pg->pgdata ||
-	    pg->pgdata[0] != '/')
+	if ((rc = ds_conf_str(conf, "pgdata", NULL, &pg->pgdata)) ||
+	    !pg->pgdata || pg->pgdata[0] != '/')
 		bad = "\"pgdata\" (an absolute path)";
-	else if (pg_str(conf, "bin_dir", NULL, &pg->bin_dir))
+	else if (ds_conf_str(conf, "bin_dir", NULL, &pg->bin_dir))
 		bad = "\"bin_dir\"";
-	else if (pg_str(conf, "host", NULL, &pg->host))
+	else if (ds_conf_str(conf, "host", NULL, &pg->host))
 		bad = "\"host\"";
 	else if (pg_parse_port(pg, json_object_get(conf, "port")))
 		bad = "\"port\" (1 to 65535)";
-	else if (pg_str(conf, "user", "postgres", &pg->user))
+	else if (ds_conf_str(conf, "user", "postgres", &pg->user))
 		bad = "\"user\"";
-	else if (pg_str(conf, "os_user", "postgres", &pg->os_user))
+	else if (ds_conf_str(conf, "os_user", "postgres", &pg->os_user))
 		bad = "\"os_user\"";
-	else if (pg_str(conf, "database", "postgres", &pg->database) ||
+	else if (ds_conf_str(conf, "database", "postgres", &pg->database) ||
 		 pg->database[0] == '-')
 		bad = "\"database\"";
 	if (bad) {
