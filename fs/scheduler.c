@@ -235,9 +235,13 @@ static int sched_record_running(struct engine_sched *s,
 
 	if (strcmp(sched_str(rec, "state"), "running"))
 		return 0;
+	/* Ours (this process) only if we track it: callers look at the
+	 * tracked runs first, so a record of ours here is one whose result
+	 * could not be written. */
 	pid = json_integer_value(json_object_get(rec, "pid"));
-	if (!strcmp(sched_str(rec, "host"), s->host) && pid != getpid() &&
-	    (pid <= 0 || (kill((pid_t)pid, 0) && errno == ESRCH))) {
+	if (!strcmp(sched_str(rec, "host"), s->host) &&
+	    (pid <= 0 || pid == getpid() ||
+	     (kill((pid_t)pid, 0) && errno == ESRCH))) {
 		sched_finish(s, inst, rec, "failed", NULL,
 			     "interrupted by a restart of backupfs");
 		return 0;
@@ -665,6 +669,7 @@ int bfs_instance_execution_show(struct bfs_instance *inst, const char *id,
 
 int bfs_instance_execution_delete(struct bfs_instance *inst, const char *id)
 {
+	int64_t started;
 	json_t *rec;
 	int ret;
 
@@ -674,6 +679,10 @@ int bfs_instance_execution_delete(struct bfs_instance *inst, const char *id)
 	if (ret)
 		return ret;
 	ret = strcmp(sched_str(rec, "state"), "running") ? 0 : -EBUSY;
+	/* a run no host has finished for this long is dead: may go */
+	if (ret && !bfs_timestamp_parse(sched_str(rec, "started"), &started) &&
+	    time(NULL) - started >= BFS_LOCK_STALE_SECS)
+		ret = 0;
 	json_decref(rec);
 	return ret ? ret : bfs_execution_delete(inst->e->repo, inst->id, id);
 }
