@@ -21,6 +21,7 @@ static const struct bfs_datastore_ops *const ds_drivers[] = {
 	&bfs_postgresql_ops,
 	&bfs_couchdb_ops,
 	&bfs_mariadb_ops,
+	&bfs_db2_ops,
 };
 
 const struct bfs_datastore_ops *bfs_datastore_find(const char *name)

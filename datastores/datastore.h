@@ -114,5 +114,6 @@ extern const struct bfs_datastore_ops bfs_files_ops;
 extern const struct bfs_datastore_ops bfs_postgresql_ops;
 extern const struct bfs_datastore_ops bfs_couchdb_ops;
 extern const struct bfs_datastore_ops bfs_mariadb_ops;
+extern const struct bfs_datastore_ops bfs_db2_ops;
 
 #endif

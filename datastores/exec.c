@@ -313,21 +313,24 @@ out_pipes:
 	return 0;
 }
 
+/* Keep the last EXEC_ERR_KEEP bytes of stderr, NUL-terminated. */
 static void exec_keep_err(struct exec_run *r, const char *buf, size_t n)
 {
 	if (n >= EXEC_ERR_KEEP) {
 		memcpy(r->errtail, buf + n - EXEC_ERR_KEEP, EXEC_ERR_KEEP);
 		r->err_len = EXEC_ERR_KEEP;
-		return;
-	}
-	if (r->err_len + n > EXEC_ERR_KEEP) {
-		size_t drop = r->err_len + n - EXEC_ERR_KEEP;
+	} else {
+		if (r->err_len + n > EXEC_ERR_KEEP) {
+			size_t drop = r->err_len + n - EXEC_ERR_KEEP;
 
-		memmove(r->errtail, r->errtail + drop, r->err_len - drop);
-		r->err_len -= drop;
+			memmove(r->errtail, r->errtail + drop,
+				r->err_len - drop);
+			r->err_len -= drop;
+		}
+		memcpy(r->errtail + r->err_len, buf, n);
+		r->err_len += n;
 	}
-	memcpy(r->errtail + r->err_len, buf, n);
-	r->err_len += n;
+	r->errtail[r->err_len] = '\0';
 }
 
 /* Hand stdout bytes on; a failing sink stops the tool. */

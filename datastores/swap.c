@@ -209,15 +209,18 @@ static int swap_undo(struct ds_swap *s, int moved, char *err, size_t errlen)
 	char e[512] = "";
 	int rc = 0;
 
-	ds_service_stop(s->x, s->svc, e, sizeof(e)); /* may be down */
+	/* Stop and start may fail for a service that is down or up
+	 * already (pg_ctl does): the health check is the verdict. */
+	if (moved)
+		ds_service_stop(s->x, s->svc, e, sizeof(e));
 	if (moved && swap_exists(s->x, s->data))
 		rc = swap_move(s->x, s->data, s->staging, e, sizeof(e));
 	if (!rc && moved && !s->created)
 		rc = swap_move(s->x, s->old, s->data, e, sizeof(e));
-	if (!rc && !s->created)
-		rc = ds_service_start(s->x, s->svc, e, sizeof(e));
-	if (!rc && !s->created)
+	if (!rc && !s->created) {
+		ds_service_start(s->x, s->svc, e, sizeof(e));
 		rc = ds_service_health(s->x, s->svc, e, sizeof(e));
+	}
 	if (rc) {
 		size_t n = strlen(err);
 

@@ -558,6 +558,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	f = fs_file_new(p.kind, inst);
 	if (!f)
 		return -ENOMEM;
+	snprintf(f->label, sizeof(f->label), "%s", p.name);
 	if (p.kind == BFS_N_SNAPSHOT)
 		ret = fs_create_snapshot(f, &p);
 	else if (p.kind == BFS_N_SCHEDULE)
@@ -614,14 +615,16 @@ static int fs_write(const char *path, const char *buf, size_t size,
 	return ret == -EFBIG ? -EFBIG : ret ? ret : (int)size;
 }
 
-static void fs_forget_snapshot(struct fs_file *f)
+/* Drop the kernel's entry of a job file that is gone (a refused
+ * snapshot, a finished restore) rather than wait for it to time out:
+ * else the same name, written again at once, would be opened instead
+ * of created. */
+static void fs_forget(struct fs_file *f, const char *dir)
 {
 	char path[2 * BFS_NAME_MAX + 32];
 
 	snprintf(path, sizeof(path), "/instances/%s/%s/%s",
-		 bfs_instance_id(f->inst),
-		 f->kind == BFS_N_SCHEDULE ? "schedules" : "snapshots",
-		 f->label);
+		 bfs_instance_id(f->inst), dir, f->label);
 	fuse_invalidate_path(fs_ctx()->fuse, path);
 }
 
@@ -641,10 +644,9 @@ static int fs_flush_snapshot(struct fs_file *f)
 	pending_remove(fs_ctx(), BFS_N_SNAPSHOT, bfs_instance_id(f->inst),
 		       f->label);
 	f->creating = 0;
-	/* A refused snapshot leaves no file: drop the kernel's entry,
-	 * which create() made, rather than wait for it to time out. */
+	/* A refused snapshot leaves no file. */
 	if (ret)
-		fs_forget_snapshot(f);
+		fs_forget(f, "snapshots");
 	return ret;
 }
 
@@ -667,7 +669,7 @@ static int fs_flush_schedule(struct fs_file *f)
 		       f->label);
 	f->creating = 0;
 	if (ret && bfs_instance_schedule_show(f->inst, f->label, &text, &len))
-		fs_forget_snapshot(f);
+		fs_forget(f, "schedules");
 	else if (ret)
 		free(text);
 	return ret;
@@ -702,6 +704,7 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 		f->restore = NULL;
 		f->result = bfs_restore_commit(r);
 		f->flushed = 1;
+		fs_forget(f, "restore"); /* the file is gone, done or not */
 	}
 	return f->result;
 }
@@ -1020,7 +1023,9 @@ static void fs_usage(const char *prog)
 	       "   \"instances\": {ID: {\"datastore\": \"files\", \"path\": "
 	       "DIR,\n"
 	       "                      \"snapshot\": "
-	       "\"auto|btrfs|reflink|copy|none\"}}}\n\n"
+	       "\"auto|btrfs|reflink|copy|none\"}}}\n"
+	       "  datastores: files, postgresql, mariadb, couchdb, db2 (their "
+	       "keys: README)\n\n"
 	       "Create the key and repository with: backupctl --config FILE "
 	       "init\n\n",
 	       prog);

@@ -377,6 +377,9 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 	char now[BFS_TIMESTAMP_LEN + 1];
 	double secs = engine_now() - job->t0;
 
+	/* Before the record says "completed": a reader that sees it must
+	 * find the backup in backups/ too. */
+	engine_invalidate_backups(inst);
 	bfs_timestamp_format(time(NULL), now);
 	pthread_mutex_lock(&inst->lock);
 	rec = json_object_get(inst->records, job->label);
@@ -398,7 +401,6 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 	job_end(inst);
 	pthread_mutex_unlock(&inst->lock);
 
-	engine_invalidate_backups(inst);
 	if (ret) {
 		bfs_err("snapshot '%s' of instance '%s' failed: %s", job->label,
 			inst->id, err);
@@ -544,6 +546,31 @@ static int snap_check_space(struct bfs_instance *inst, uint64_t estimate,
 	return -ENOSPC;
 }
 
+/*
+ * A snapshot refused for what it asked (a bad strategy, no room) is the
+ * last backup result: status says why, not only the log.  Busy and
+ * taken labels are not results: the job they met is.
+ */
+static void snap_record_refusal(struct bfs_instance *inst, const char *label,
+				int ret, const char *err)
+{
+	char now[BFS_TIMESTAMP_LEN + 1];
+	json_t *rec;
+
+	if (ret == -EBUSY || ret == -EEXIST || ret == -ENOMEM)
+		return;
+	bfs_timestamp_format(time(NULL), now);
+	rec = json_pack("{sssssssssn}", "label", label, "state", "refused",
+			"finished", now, "error",
+			err && *err ? err : strerror(-ret), "backup");
+	if (!rec)
+		return;
+	pthread_mutex_lock(&inst->lock);
+	jobs_set_last(inst, "backup", rec);
+	pthread_mutex_unlock(&inst->lock);
+	json_decref(rec);
+}
+
 int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 				const char *strategy, size_t len, char *err,
 				size_t errlen)
@@ -578,6 +605,16 @@ int jobs_snapshot_start(struct bfs_instance *inst, const char *label,
 				  errlen);
 	if (ret)
 		goto out_free;
+	/* A busy instance says so before the database is asked anything
+	 * (the estimate runs its tools); checked again below. */
+	pthread_mutex_lock(&inst->lock);
+	if (inst->job || inst->restore) {
+		snprintf(err, errlen, "instance '%s' is busy", inst->id);
+		ret = -EBUSY;
+	}
+	pthread_mutex_unlock(&inst->lock);
+	if (ret)
+		goto out_free;
 	if (!bfs_datastore_estimate(inst->ds, job->strategy, &total))
 		atomic_store(&job->progress.total, total);
 	ret = snap_check_space(inst, total, err, errlen);
@@ -598,6 +635,7 @@ int jobs_snapshot_start(struct bfs_instance *inst, const char *label,
 	if (!ret)
 		return 0;
 out_free:
+	snap_record_refusal(inst, label, ret, err);
 	job_free(job);
 	return ret;
 }

@@ -270,6 +270,40 @@ def test_native_snapshot_under_writer_restores_a_committed_prefix(
     assert leftovers(maria) == []
 
 
+@pytest.mark.bfs_timeout(600)
+def test_agnostic_snapshot_under_writer_restores_a_committed_prefix(
+        util, env, maria):
+    # mariadb-dump --single-transaction: one consistent read view
+    sql_script(maria, WRITER_SQL)
+    m = mount_maria(env, maria)
+    inst = m.inst(INST)
+    writer = subprocess.Popen(
+        ["mariadb", "--no-defaults", "-S", maria.socket, "-u" + maria.user,
+         "wr", "-e", "call writer()"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while committed(maria) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        low = committed(maria)
+        ts, _ = util.snapshot_via_mount(
+            inst, "dump-under-writer",
+            '{"format": "agnostic", "tables": ["wr.orders", '
+            '"wr.order_lines"]}')
+        high = committed(maria)
+    finally:
+        maria.sql("update wr.ctl set stop = 1")
+        _, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    assert high > low, "the writer did not run during the backup"
+    assert copy_errno(m.backup(ts, INST), inst / "restore" / ts) == 0
+    n = committed(maria)
+    assert low <= n <= high
+    assert maria.sql("select min(id), max(id) from wr.orders") == \
+        "1\t%d" % n
+    assert int(maria.sql("select count(*) from wr.order_lines")) == 3 * n
+
+
 # ---------------------------------------------------------------------------
 # Agnostic: mariadb-dump
 

@@ -231,3 +231,17 @@ def test_non_owner_restore_refused(util, env):
     util.assert_same_tree(util.tree_of_dir(src, mtimes=True), before,
                           "source after a refused restore")
     assert os.listdir(m.inst() / "restore") == []
+
+
+@pytest.mark.log_errors()
+def test_same_name_again_right_after_a_failed_restore(util, changed):
+    # the kernel must not keep the finished restore file's entry: the
+    # same name written again at once is a new restore, not EBUSY
+    m, env, want, ts = changed
+    f = env.base / "random.bin"
+    f.write_bytes(bad_input("random", b""))
+    assert util.restore_errno(f, m.inst() / "restore" / "again") in (
+        errno.EINVAL, errno.EIO)
+    assert util.restore_errno(m.backup(ts),
+                              m.inst() / "restore" / "again") == 0
+    util.assert_same_tree(util.tree_of_dir(env.src()), want, "restored source")

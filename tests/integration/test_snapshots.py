@@ -119,6 +119,19 @@ def test_invalid_strategy_fails_close_with_einval(util, mnt, strategy):
     assert mnt.backups() == before
 
 
+def test_invalid_strategy_reason_in_status(util, mnt):
+    e = util.create_job_file(mnt.inst() / "snapshots" / "bad",
+                             '{"bogus": 1}')
+    assert e == errno.EINVAL
+    last = util.status(mnt.inst())["last"]["backup"]
+    assert last["state"] == "refused" and last["label"] == "bad", last
+    assert "bogus" in last["error"], last
+    # a good one after it is the last result again
+    ts, _ = util.snapshot_via_mount(mnt.inst(), "good")
+    last = util.status(mnt.inst())["last"]["backup"]
+    assert last["state"] == "completed" and last["backup"] == ts, last
+
+
 def test_invalid_strategy_starts_no_backup(util, mnt):
     before = len(mnt.backups())
     util.create_job_file(mnt.inst() / "snapshots" / "bad", '{"bogus": 1}')

@@ -355,11 +355,14 @@ static void test_strategy_rejects(void)
  */
 static void make_service(struct ds_service *svc, const char *health_extra)
 {
-	char start[PATH_MAX + 64], stop[PATH_MAX + 64], health[2 * PATH_MAX];
+	char start[2 * PATH_MAX + 64], stop[PATH_MAX + 64],
+		health[2 * PATH_MAX];
 	json_t *conf;
 	char err[256];
 
-	snprintf(start, sizeof(start), "touch '%s/running'", base);
+	/* like pg_ctl: starting a running service fails */
+	snprintf(start, sizeof(start),
+		 "test ! -e '%s/running' && touch '%s/running'", base, base);
 	snprintf(stop, sizeof(stop), "rm -f '%s/running'", base);
 	snprintf(health, sizeof(health),
 		 "test -f '%s/running' && test -f '%s/data/ok'%s", base, base,
@@ -509,6 +512,26 @@ static void test_swap_rolls_back_on_failed_start(void)
 	CHECK(exists("data/old-only"));
 	CHECK(exists("running"));
 	CHECK_EQ(count_named("", ".backupfs-"), 0);
+	ds_service_release(&svc);
+}
+
+/* A stop that fails changes nothing, and leaves nothing to recover. */
+static void test_swap_failed_stop_changes_nothing(void)
+{
+	struct ds_service svc;
+	char err[512] = "";
+
+	reset_data();
+	make_service(&svc, "");
+	free(svc.stop.argv[2]);
+	svc.stop.argv[2] = strdup("echo 'cannot stop' >&2; exit 1");
+	CHECK_EQ(swap_into(&svc, "new\n", err, sizeof(err)), -EIO);
+	CHECK(strstr(err, "cannot stop"));
+	CHECK(!strstr(err, "rollback failed"));
+	CHECK(exists("data/old-only"));
+	CHECK(exists("running"));
+	CHECK_EQ(count_named("", ".backupfs-"), 0);
+	CHECK(!exists("state/swap.journal"));
 	ds_service_release(&svc);
 }
 
@@ -667,6 +690,7 @@ int main(void)
 	RUN(test_swap_commits);
 	RUN(test_swap_rolls_back_on_failed_health);
 	RUN(test_swap_rolls_back_on_failed_start);
+	RUN(test_swap_failed_stop_changes_nothing);
 	RUN(test_swap_recover_undoes);
 	RUN(test_swap_recover_finishes);
 	RUN(test_swap_recover_refuses_foreign_paths);
