@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from faultproxy import FaultProxy
+
 SLOT_WAIT = 100  # a slot's execution is recorded this long after it
 
 
@@ -351,6 +353,53 @@ def test_two_daemons_run_each_slot_once(util, vol1, tmp_path):
     labels = [util.xattr(m1.backup(ts), "label") for ts in m1.backups()]
     for eid in done:
         assert labels.count(eid) == 1, (eid, labels)
+
+
+@pytest.mark.backends("swift")  # a slow backend: the fault proxy's job
+@pytest.mark.bfs_timeout(420)
+def test_slot_skipped_while_previous_run_goes_on(util, env):
+    """The first run's manifest PUT is answered 80 s late, so the run
+    spans the next slot: that slot is recorded as skipped, the first
+    completes, and the one after runs again."""
+    fp = FaultProxy("http://127.0.0.1:8080")
+    fp.start()
+    try:
+        env.swift_auth["auth_url"] = fp.url + "/auth/v1.0"
+        env.backend_extra.update(timeout=150, deadline=300)
+        env.add_instance("vol1", tree="sample")
+        env.init()
+        m = env.mount()
+        wait_second_of_minute(5, 40)
+        first = (int(time.time()) // 60 + 1) * 60
+        fp.add_rule(method="PUT", path=r"manifests/vol1/", action="delay",
+                    delay=80, count=1)
+        assert write_file(sched(m, "slow"), "* * * * *") == 0
+
+        def three():
+            ends = {}
+            for e in util.read_events(m.inst()):
+                if e["event"] in ("schedule.execution.end",
+                                  "schedule.execution.error"):
+                    ends[util.ts_epoch(e["slot"])] = e
+            return ends if {first, first + 60, first + 120} <= set(ends) \
+                else None
+        ends = wait_for("three slots", three, 3 * 60 + SLOT_WAIT)
+        assert ends[first]["state"] == "completed", ends
+        assert ends[first + 60]["state"] == "skipped", ends
+        assert ends[first + 60]["event"] == "schedule.execution.error"
+        assert "still going" in ends[first + 60]["error"], ends
+        assert ends[first + 120]["state"] == "completed", ends
+        rec = execution(m, ends[first + 60]["execution"])
+        assert rec["state"] == "skipped" and rec["backup"] is None, rec
+        assert "still going" in rec["output"], rec
+        labels = [util.xattr(m.backup(ts), "label") for ts in m.backups()]
+        assert ends[first + 60]["execution"] not in labels
+        assert ends[first]["execution"] in labels
+    finally:
+        # unmount while Swift is still reachable through the proxy
+        problems = [p for d in env.daemons for p in d.stop()]
+        fp.stop()
+    assert not problems, problems
 
 
 # ---- backupctl schedule / execution ----
