@@ -33,6 +33,7 @@
 #include "log.h"
 #include "pg_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -433,14 +434,144 @@ static int pg_server_version(struct pg_ds *pg, char *out, size_t cap, char *err,
 	return rc;
 }
 
+/* ---- the WAL a base backup needs ---- */
+
+/*
+ * pg_basebackup -X fetch (the only WAL method that fits in one tar on
+ * stdout) collects the WAL at the end of the backup: a checkpoint in
+ * between may recycle it ("requested WAL segment ... has already been
+ * removed"), unless wal_keep_size is large.  A physical replication
+ * slot made with reserve_wal before the backup holds every segment from
+ * then on; it is journalled first and dropped after, or at the next
+ * start after a crash (a forgotten slot would keep WAL forever).
+ */
+#define PG_SLOT_JOURNAL_PREFIX "pgslot-"
+#define PG_SLOT_JOURNAL_SUFFIX ".journal"
+
+static int pg_slot_sql(struct pg_ds *pg, const char *fmt, const char *slot,
+		       int quiet, char *err, size_t errlen)
+{
+	char sql[256], out[64];
+	struct ds_cmd cmd = {.in_fd = -1,
+			     .capture = out,
+			     .capture_cap = sizeof(out),
+			     .timeout = PG_QUERY_TIMEOUT,
+			     .quiet = quiet};
+	struct pg_argv a;
+
+	snprintf(sql, sizeof(sql), fmt, slot);
+	pg_tool(pg, &a, "psql");
+	pg_conn(pg, &a);
+	pg_arg(&a, "-d");
+	pg_arg(&a, pg->database);
+	pg_arg(&a, "-XAtq");
+	pg_arg(&a, "-v");
+	pg_arg(&a, "ON_ERROR_STOP=1");
+	pg_arg(&a, "-c");
+	pg_arg(&a, sql);
+	return pg_run(pg, &a, &cmd, err, errlen);
+}
+
+static int pg_slot_drop(struct pg_ds *pg, const char *slot, const char *journal)
+{
+	char err[512];
+	int rc;
+
+	rc = pg_slot_sql(pg,
+			 "select pg_drop_replication_slot(slot_name) from "
+			 "pg_replication_slots where slot_name = '%s'",
+			 slot, 0, err, sizeof(err));
+	if (rc)
+		bfs_warn("instance '%s': cannot drop replication slot '%s': %s",
+			 pg->base.instance, slot, err);
+	else
+		ds_journal_remove(pg->state_dir, journal);
+	return rc;
+}
+
+/* A WAL-reserving slot into slot[]/journal[], or "" when none could be
+ * made (the backup goes on without, as pg_basebackup alone would). */
+static void pg_slot_create(struct pg_ds *pg, char slot[40], char journal[64])
+{
+	char rnd[17], err[512];
+	json_t *j;
+
+	slot[0] = journal[0] = '\0';
+	if (ds_random_hex(rnd))
+		return;
+	snprintf(slot, 40, "backupfs_%s", rnd);
+	snprintf(journal, 64,
+		 PG_SLOT_JOURNAL_PREFIX "%s" PG_SLOT_JOURNAL_SUFFIX, rnd);
+	j = json_pack("{s:s}", "slot", slot);
+	if (!j || ds_journal_write(pg->state_dir, journal, j)) {
+		json_decref(j);
+		slot[0] = journal[0] = '\0';
+		return;
+	}
+	json_decref(j);
+	if (pg_slot_sql(pg,
+			"select 1 from pg_create_physical_replication_slot("
+			"'%s', true, false)",
+			slot, 0, err, sizeof(err))) {
+		bfs_warn("instance '%s': backing up without a replication slot "
+			 "(%s): a checkpoint may recycle WAL the backup needs",
+			 pg->base.instance, err);
+		ds_journal_remove(pg->state_dir, journal);
+		slot[0] = journal[0] = '\0';
+	}
+}
+
+/*
+ * Drop the slots journals in the state directory name (a crash).  One
+ * that cannot be dropped now (the server is down) stays journalled and
+ * is tried again at the next backup or start: a warning, not a failure.
+ */
+static void pg_slot_recover(struct pg_ds *pg)
+{
+	size_t p = strlen(PG_SLOT_JOURNAL_PREFIX);
+	size_t x = strlen(PG_SLOT_JOURNAL_SUFFIX);
+	struct dirent *de;
+	const char *slot;
+	json_t *j;
+	DIR *d;
+
+	d = opendir(pg->state_dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (n <= p + x ||
+		    strncmp(de->d_name, PG_SLOT_JOURNAL_PREFIX, p) ||
+		    strcmp(de->d_name + n - x, PG_SLOT_JOURNAL_SUFFIX) ||
+		    ds_journal_read(pg->state_dir, de->d_name, &j))
+			continue;
+		slot = json_string_value(json_object_get(j, "slot"));
+		if (slot && !strncmp(slot, "backupfs_", 9) &&
+		    strspn(slot + 9, "0123456789abcdef") == strlen(slot + 9)) {
+			bfs_info(
+				"instance '%s': dropping replication slot '%s' "
+				"a crash left",
+				pg->base.instance, slot);
+			pg_slot_drop(pg, slot, de->d_name);
+		}
+		json_decref(j);
+	}
+	closedir(d);
+}
+
 static int pg_basebackup(struct pg_ds *pg, bfs_sink_fn sink, void *arg,
 			 struct bfs_progress *progress, char *err,
 			 size_t errlen)
 {
 	struct ds_cmd cmd = {
 		.in_fd = -1, .out = sink, .out_arg = arg, .progress = progress};
+	char slot[40], journal[64];
 	struct pg_argv a;
+	int rc;
 
+	pg_slot_recover(pg);
+	pg_slot_create(pg, slot, journal);
 	pg_tool(pg, &a, "pg_basebackup");
 	pg_conn(pg, &a);
 	/* stdout takes one tar; only -X fetch puts the WAL into it */
@@ -451,7 +582,10 @@ static int pg_basebackup(struct pg_ds *pg, bfs_sink_fn sink, void *arg,
 	pg_arg(&a, "fetch");
 	pg_arg(&a, "-c");
 	pg_arg(&a, "fast");
-	return pg_run(pg, &a, &cmd, err, errlen);
+	rc = pg_run(pg, &a, &cmd, err, errlen);
+	if (slot[0])
+		pg_slot_drop(pg, slot, journal);
+	return rc;
 }
 
 /* A tar of a read-only btrfs snapshot of the data directory. */
@@ -789,6 +923,7 @@ static int pg_recover(struct bfs_datastore *ds)
 
 	rc = ds_tmpsnap_recover(&pg->x, pg->state_dir);
 	r = ds_swap_recover(&pg->x, &pg->svc, pg->state_dir);
+	pg_slot_recover(pg);
 	return rc ? rc : r;
 }
 

@@ -467,6 +467,29 @@ static int fs_open_text(struct fs_file *f, struct bfs_path *p,
 	return 0;
 }
 
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+
+/* A restore or snapshot file that no longer exists (applied, failed or
+ * refused) -- though the kernel may still hold its entry. */
+static int fs_job_file_gone(struct bfs_path *p, struct bfs_instance *inst)
+{
+	char name[BFS_NAME_MAX + 1];
+	uint64_t size;
+	char *text;
+	size_t len;
+
+	if (p->kind == BFS_N_RESTORE_FILE)
+		return bfs_instance_restore_pending(inst, name, &size) ||
+		       strcmp(name, p->name);
+	if (p->kind != BFS_N_SNAPSHOT ||
+	    pending_exists(fs_ctx(), BFS_N_SNAPSHOT, p->instance, p->name))
+		return 0;
+	if (bfs_instance_snapshot_show(inst, p->name, &text, &len))
+		return 1;
+	free(text);
+	return 0;
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct bfs_instance *inst;
@@ -479,6 +502,15 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return ret;
 	if (bfs_node_is_dir(p.kind))
 		return -EISDIR;
+	/*
+	 * The kernel keeps a created file's entry for the entry timeout,
+	 * and libfuse's high-level API can only invalidate inodes: writing
+	 * the name of a finished restore (or a refused snapshot) again at
+	 * once opens the stale entry.  That is a new file, as create()
+	 * would have made it.
+	 */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && fs_job_file_gone(&p, inst))
+		return fs_create(path, 0644, fi);
 	f = fs_file_new(p.kind, inst);
 	if (!f)
 		return -ENOMEM;
@@ -615,10 +647,9 @@ static int fs_write(const char *path, const char *buf, size_t size,
 	return ret == -EFBIG ? -EFBIG : ret ? ret : (int)size;
 }
 
-/* Drop the kernel's entry of a job file that is gone (a refused
- * snapshot, a finished restore) rather than wait for it to time out:
- * else the same name, written again at once, would be opened instead
- * of created. */
+/* Drop what the kernel cached of a job file that is gone (a refused
+ * snapshot, a finished restore).  libfuse's high-level API invalidates
+ * the inode, not the entry: fs_open() handles the stale entry. */
 static void fs_forget(struct fs_file *f, const char *dir)
 {
 	char path[2 * BFS_NAME_MAX + 32];

@@ -42,8 +42,8 @@ int bfs_parse_size(const char *s, uint64_t *out)
 }
 
 static const char *const config_keys[] = {
-	"backend",   "key_file",  "state_dir",	     "cache_size", "readahead",
-	"log_level", "instances", "executions_keep", NULL,
+	"backend",   "key_file",  "state_dir", "cache_size",	  "readahead",
+	"log_level", "instances", "webhook",   "executions_keep", NULL,
 };
 
 static int config_key_known(const char *key)
@@ -156,6 +156,90 @@ static int config_log_level(struct bfs_config *c, char *err, size_t errlen)
 			   "log_level");
 }
 
+/* An optional absolute path of the webhook object. */
+static int config_webhook_path(struct bfs_config *c, json_t *v, const char *key,
+			       char **out, char *err, size_t errlen)
+{
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || json_string_value(v)[0] != '/')
+		return config_fail(err, errlen, c->path,
+				   "expected an absolute path string for", key);
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int config_webhook_uint(struct bfs_config *c, json_t *v, const char *key,
+			       json_int_t min, json_int_t max, unsigned *out,
+			       char *err, size_t errlen)
+{
+	char what[64];
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max) {
+		snprintf(what, sizeof(what),
+			 "expected an integer %lld..%lld for", (long long)min,
+			 (long long)max);
+		return config_fail(err, errlen, c->path, what, key);
+	}
+	*out = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int config_webhook(struct bfs_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"url",    "timeout",	   "retries",
+					   "cacert", "token_file", NULL};
+	struct bfs_webhook_conf *w = &c->webhook;
+	json_t *o = json_object_get(c->root, "webhook"), *v;
+	const char *key, *url;
+	int ret;
+
+	w->timeout = BFS_WEBHOOK_TIMEOUT;
+	w->retries = BFS_WEBHOOK_RETRIES;
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return config_fail(err, errlen, c->path,
+				   "expected an object for", "webhook");
+	json_object_foreach(o, key, v)
+	{
+		const char *const *k;
+
+		for (k = keys; *k && strcmp(*k, key); k++)
+			;
+		if (!*k)
+			return config_fail(err, errlen, c->path,
+					   "unknown key in webhook", key);
+	}
+	url = json_string_value(json_object_get(o, "url"));
+	if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+		return config_fail(err, errlen, c->path,
+				   "expected an http:// or https:// URL for",
+				   "webhook.url");
+	w->url = strdup(url);
+	if (!w->url)
+		return -ENOMEM;
+	ret = config_webhook_uint(c, json_object_get(o, "timeout"),
+				  "webhook.timeout", 1, 300, &w->timeout, err,
+				  errlen);
+	if (!ret)
+		ret = config_webhook_uint(c, json_object_get(o, "retries"),
+					  "webhook.retries", 0, 20, &w->retries,
+					  err, errlen);
+	if (!ret)
+		ret = config_webhook_path(c, json_object_get(o, "cacert"),
+					  "webhook.cacert", &w->cacert, err,
+					  errlen);
+	if (!ret)
+		ret = config_webhook_path(c, json_object_get(o, "token_file"),
+					  "webhook.token_file", &w->token_file,
+					  err, errlen);
+	return ret;
+}
+
 static int config_check(struct bfs_config *c, char *err, size_t errlen)
 {
 	const char *key;
@@ -189,6 +273,8 @@ static int config_check(struct bfs_config *c, char *err, size_t errlen)
 		ret = config_log_level(c, err, errlen);
 	if (!ret)
 		ret = config_executions_keep(c, err, errlen);
+	if (!ret)
+		ret = config_webhook(c, err, errlen);
 	if (ret)
 		return ret;
 	c->instances = json_object_get(c->root, "instances");
@@ -254,6 +340,9 @@ void bfs_config_free(struct bfs_config *conf)
 	json_decref(conf->root);
 	free(conf->key_file);
 	free(conf->state_dir);
+	free(conf->webhook.url);
+	free(conf->webhook.cacert);
+	free(conf->webhook.token_file);
 	free(conf->path);
 	free(conf);
 }

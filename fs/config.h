@@ -11,6 +11,8 @@
  *   instances   object, optional: id -> instance config (datastore keys)
  *   executions_keep  integer, optional: execution records kept per
  *               schedule (100)
+ *   webhook     object, optional: where notifications are POSTed
+ *               {"url", "timeout", "retries", "cacert", "token_file"}
  *
  * Instance objects are checked by their datastore driver when the engine
  * opens them; everything else is checked here.  A config is immutable
@@ -24,6 +26,18 @@
 
 #include "log.h"
 
+/* The "webhook" key; url NULL when it is absent. */
+struct bfs_webhook_conf {
+	char *url;	  /* http:// or https:// */
+	unsigned timeout; /* seconds per attempt */
+	unsigned retries; /* further attempts after a failed one */
+	char *cacert;	  /* CA bundle for https, or NULL: the system's */
+	char *token_file; /* bearer token (mode 0600), or NULL */
+};
+
+#define BFS_WEBHOOK_TIMEOUT 10
+#define BFS_WEBHOOK_RETRIES 3
+
 struct bfs_config {
 	char *path;
 	json_t *root;      /* owned */
@@ -35,6 +49,7 @@ struct bfs_config {
 	unsigned readahead;
 	enum bfs_log_level log_level;
 	unsigned executions_keep;
+	struct bfs_webhook_conf webhook;
 };
 
 #define BFS_DEFAULT_CACHE_BYTES (256ull << 20)

@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "codec.h"
+#include "engine_int.h"
+#include "log.h"
+#include "notify.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,10 +12,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "codec.h"
-#include "engine_int.h"
-#include "log.h"
 
 /* ---- small helpers ---- */
 
@@ -546,13 +547,17 @@ int bfs_backup_xattr(const struct bfs_backup *b, const char *name,
 
 int bfs_instance_delete_backup(struct bfs_instance *inst, const char *ts)
 {
-	int ret;
+	uint64_t size = 0;
+	int have_size, ret;
 
+	have_size = !bfs_instance_backup_stat(inst, ts, &size);
 	ret = bfs_repo_manifest_delete(inst->e->repo, inst->id, ts);
 	engine_invalidate_backups(inst);
 	if (!ret)
 		events_emit(inst, "backup.delete.end",
-			    json_pack("{ss}", "backup", ts));
+			    json_pack("{ssso}", "backup", ts, "bytes",
+				      have_size ? json_integer((json_int_t)size)
+						: json_null()));
 	return ret;
 }
 
@@ -685,6 +690,8 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
 	e->state_lock_fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
 	ret = bfs_trove_containers_new(conf->backend, &e->trove);
+	if (!ret && conf->webhook.url)
+		ret = bfs_notify_new(&conf->webhook, &e->notify, err, errlen);
 	if (!ret)
 		ret = engine_lock_state(e, err, errlen);
 	if (!ret)
@@ -724,6 +731,8 @@ int bfs_engine_start(struct bfs_engine *e)
 	if (!ret)
 		ret = bfs_cache_new(e->repo, e->read_pool,
 				    (size_t)e->conf->cache_bytes, &e->cache);
+	if (!ret && e->notify)
+		ret = bfs_notify_start(e->notify);
 	if (ret)
 		bfs_err("cannot start worker threads: %s", strerror(-ret));
 	return ret;
@@ -737,6 +746,8 @@ void bfs_engine_close(struct bfs_engine *e)
 	for (size_t i = 0; i < e->ninstances; i++)
 		engine_instance_free(e->instances[i]);
 	free(e->instances);
+	/* After the instances: their jobs' last events are queued. */
+	bfs_notify_free(e->notify);
 	if (e->cache)
 		bfs_cache_free(e->cache);
 	if (e->write_pool)

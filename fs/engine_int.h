@@ -29,6 +29,7 @@ struct bfs_engine {
 	struct bfs_pool *write_pool;
 	struct bfs_cache *cache;
 	struct bfs_trove_containers *trove; /* legacy containers (Trove) */
+	struct bfs_notify *notify;	    /* webhook, or NULL */
 	int state_lock_fd;
 
 	pthread_mutex_t lock;
@@ -55,6 +56,7 @@ struct bfs_job {
 	struct bfs_progress progress;
 	time_t started;
 	double t0; /* monotonic start, for durations */
+	double phase_t0; /* monotonic start of the phase progress counts */
 	int applying; /* restore: past verification, instance locked */
 	pthread_t thread;
 };
@@ -71,6 +73,9 @@ struct bfs_restore {
 	pthread_mutex_t hash_lock;
 	struct bfs_sha256 *hash; /* NULL once a write came out of order */
 	uint64_t hashed;	 /* bytes in hash */
+	/* The stored backup the file is, when found (for the events). */
+	char origin_instance[BFS_NAME_MAX + 1];
+	char origin_ts[BFS_TIMESTAMP_LEN + 1];
 };
 
 struct bfs_instance {

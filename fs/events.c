@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Notifications (MagnetoDB's spec): every job start, end and error is a
- * JSON line appended to the instance's events file, and a log line (which
- * goes to syslog when the daemon runs in the background).
+ * JSON line appended to the instance's events file, a syslog message
+ * (always, ident backupfs, LOG_INFO; a log line on stderr too in the
+ * foreground) and, when "webhook" is configured, an HTTP POST from the
+ * notifier's thread (notify.c), which never blocks the caller.
  */
+#include "engine_int.h"
+#include "log.h"
+#include "notify.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,9 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "engine_int.h"
-#include "log.h"
 
 /* The events file is read whole; older lines are dropped past this. */
 #define EVENTS_MAX_BYTES (8u << 20)
@@ -43,7 +46,9 @@ void events_emit(struct bfs_instance *inst, const char *event,
 	json_decref(fields);
 	if (!line)
 		return;
-	bfs_info("event %s", line);
+	bfs_log_event(line);
+	if (inst->e->notify)
+		bfs_notify_post(inst->e->notify, line);
 	events_path(inst, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -192,8 +192,12 @@ void jobs_recover(struct bfs_instance *inst)
 		return;
 	if (!strcmp(json_string_value(json_object_get(j, "kind")) ?: "",
 		    "restore"))
-		events_emit(inst, "backup.restore.error",
-			    json_pack("{ss}", "error", reason));
+		events_emit(
+			inst, "backup.restore.error",
+			json_pack("{ssss}", "label",
+				  json_string_value(json_object_get(j, "name"))
+					  ?: "",
+				  "error", reason));
 	else
 		events_emit(
 			inst, "backup.create.error",
@@ -207,17 +211,39 @@ void jobs_recover(struct bfs_instance *inst)
 
 /* ---- snapshots ---- */
 
-/* {"done", "total", "percent"} of a job: new reference. */
-static json_t *progress_json(struct bfs_progress *p)
+/*
+ * {"done", "total", "percent", "started", "rate", "eta"} of a job: new
+ * reference.  rate is bytes/s since the current phase began (a restore
+ * verifies, then applies, each counting from 0); eta is seconds, null when
+ * unknown (no rate yet, no total, done past an estimated total, or the job
+ * failed), 0 once it completed.
+ */
+enum progress_when { PROGRESS_RUNNING, PROGRESS_COMPLETED, PROGRESS_FAILED };
+
+static json_t *progress_json(struct bfs_job *job, enum progress_when when)
 {
+	struct bfs_progress *p = &job->progress;
 	uint64_t done = atomic_load(&p->done);
 	uint64_t total = atomic_load(&p->total);
 	double pct = total ? 100.0 * (double)(done < total ? done : total) /
 				     (double)total
 			   : 0.0;
+	double secs = engine_now() - job->phase_t0;
+	double rate = secs > 0.001 ? (double)done / secs : 0.0;
+	char ts[BFS_TIMESTAMP_LEN + 1];
+	json_t *eta;
 
-	return json_pack("{sIsIsf}", "done", (json_int_t)done, "total",
-			 (json_int_t)total, "percent", pct);
+	bfs_timestamp_format(job->started, ts);
+	if (when == PROGRESS_COMPLETED)
+		eta = json_integer(0);
+	else if (when == PROGRESS_RUNNING && rate > 0 && total && done < total)
+		eta = json_integer(
+			(json_int_t)((double)(total - done) / rate + 0.5));
+	else
+		eta = json_null();
+	return json_pack("{sIsIsfsssIso}", "done", (json_int_t)done, "total",
+			 (json_int_t)total, "percent", pct, "started", ts,
+			 "rate", (json_int_t)rate, "eta", eta);
 }
 
 static void job_free(struct bfs_job *job)
@@ -387,7 +413,9 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 			    json_string(ret ? "failed" : "completed"));
 	json_object_set_new(rec, "finished", json_string(now));
 	json_object_set_new(rec, "error", ret ? json_string(err) : json_null());
-	json_object_set_new(rec, "progress", progress_json(&job->progress));
+	json_object_set_new(
+		rec, "progress",
+		progress_json(job, ret ? PROGRESS_FAILED : PROGRESS_COMPLETED));
 	if (!ret) {
 		json_object_set_new(rec, "backup", json_string(m->timestamp));
 		json_object_set_new(rec, "size",
@@ -404,7 +432,10 @@ static void snap_finish(struct bfs_job *job, struct bfs_manifest *m, int ret,
 	if (ret) {
 		bfs_err("snapshot '%s' of instance '%s' failed: %s", job->label,
 			inst->id, err);
-		fields = json_pack("{ssss}", "label", job->label, "error", err);
+		fields = json_pack("{sssssIsf}", "label", job->label, "error",
+				   err, "bytes",
+				   (json_int_t)atomic_load(&job->progress.done),
+				   "duration", secs);
 		events_emit(inst, "backup.create.error", fields);
 		return;
 	}
@@ -423,7 +454,8 @@ static void *snap_thread(void *arg)
 	int ret;
 
 	events_emit(job->inst, "backup.create.start",
-		    json_pack("{ss}", "label", job->label));
+		    json_pack("{sssI}", "label", job->label, "bytes",
+			      (json_int_t)atomic_load(&job->progress.total)));
 	ret = m ? snap_run(job, m, err, sizeof(err)) : -ENOMEM;
 	if (ret && !*err)
 		snprintf(err, sizeof(err), "%s", strerror(-ret));
@@ -486,7 +518,7 @@ static json_t *snap_record_new(struct bfs_job *job)
 	return json_pack("{sssssssOsnsnsnso}", "label", job->label, "state",
 			 "running", "started", ts, "strategy", job->strategy,
 			 "backup", "error", "finished", "progress",
-			 progress_json(&job->progress));
+			 progress_json(job, PROGRESS_RUNNING));
 }
 
 /* Register and launch a job.  Instance lock held. */
@@ -601,6 +633,7 @@ int jobs_snapshot_start(struct bfs_instance *inst, const char *label,
 	snprintf(job->schedule, sizeof(job->schedule), "%s", schedule ?: "");
 	job->started = time(NULL);
 	job->t0 = engine_now();
+	job->phase_t0 = job->t0;
 	ret = snap_parse_strategy(inst, strategy, len, &job->strategy, err,
 				  errlen);
 	if (ret)
@@ -652,7 +685,7 @@ static json_t *snap_record_now(struct bfs_instance *inst, const char *label)
 	if (rec && job && job->kind == JOB_SNAPSHOT &&
 	    !strcmp(job->label, label))
 		json_object_set_new(rec, "progress",
-				    progress_json(&job->progress));
+				    progress_json(job, PROGRESS_RUNNING));
 	return rec;
 }
 
@@ -878,7 +911,12 @@ static int restore_check_origin(struct bfs_restore *r, char *err, size_t errlen)
 	pthread_mutex_unlock(&r->hash_lock);
 	if (engine_restore_origin(inst->e, r->fd, atomic_load(&r->size),
 				  have_sha ? sha : NULL, &o) ||
-	    !o.found || !strcmp(o.datastore, ds))
+	    !o.found)
+		return 0;
+	snprintf(r->origin_instance, sizeof(r->origin_instance), "%s",
+		 o.instance);
+	snprintf(r->origin_ts, sizeof(r->origin_ts), "%s", o.ts);
+	if (!strcmp(o.datastore, ds))
 		return 0;
 	snprintf(err, errlen,
 		 "the file is backup %s of instance '%s', a %s backup: "
@@ -914,6 +952,7 @@ static int restore_apply(struct bfs_restore *r, struct bfs_job *job, char *err,
 	}
 	pthread_mutex_lock(&inst->lock);
 	job->applying = 1;
+	job->phase_t0 = engine_now();
 	atomic_store(&job->progress.done, 0);
 	pthread_mutex_unlock(&inst->lock);
 	return bfs_datastore_restore(inst->ds, r->spool_path, &job->progress,
@@ -939,23 +978,44 @@ static void restore_record(struct bfs_instance *inst, struct bfs_restore *r,
 	pthread_mutex_unlock(&inst->lock);
 }
 
+/* What every restore end/error event carries; backup (and
+ * source_instance) when the file is a known stored backup. */
+static void restore_fields(struct bfs_restore *r, json_t *fields, double secs)
+{
+	if (!fields)
+		return;
+	json_object_set_new(fields, "file", json_string(r->name));
+	json_object_set_new(fields, "label", json_string(r->name));
+	json_object_set_new(fields, "bytes",
+			    json_integer((json_int_t)atomic_load(&r->size)));
+	json_object_set_new(fields, "duration", json_real(secs));
+	if (*r->origin_ts) {
+		json_object_set_new(fields, "backup",
+				    json_string(r->origin_ts));
+		json_object_set_new(fields, "source_instance",
+				    json_string(r->origin_instance));
+	}
+}
+
 int bfs_restore_commit(struct bfs_restore *r)
 {
 	struct bfs_instance *inst = r->inst;
 	struct bfs_job job = {.inst = inst, .kind = JOB_RESTORE};
 	char err[1024] = "";
+	json_t *fields;
 	int ret;
 
 	snprintf(job.label, sizeof(job.label), "%s", r->name);
 	job.started = time(NULL);
 	job.t0 = engine_now();
+	job.phase_t0 = job.t0;
 	pthread_mutex_lock(&inst->lock);
 	inst->job = &job;
 	pthread_mutex_unlock(&inst->lock);
 
 	events_emit(inst, "backup.restore.start",
-		    json_pack("{sssI}", "file", r->name, "bytes",
-			      (json_int_t)atomic_load(&r->size)));
+		    json_pack("{sssssI}", "file", r->name, "label", r->name,
+			      "bytes", (json_int_t)atomic_load(&r->size)));
 	ret = journal_write(inst, "restore", r->name);
 	if (!ret)
 		ret = restore_apply(r, &job, err, sizeof(err));
@@ -965,13 +1025,13 @@ int bfs_restore_commit(struct bfs_restore *r)
 	if (ret) {
 		bfs_err("restore of instance '%s' from '%s' failed: %s",
 			inst->id, r->name, err);
-		events_emit(inst, "backup.restore.error",
-			    json_pack("{ssss}", "file", r->name, "error", err));
+		fields = json_pack("{ss}", "error", err);
+		restore_fields(r, fields, engine_now() - job.t0);
+		events_emit(inst, "backup.restore.error", fields);
 	} else {
-		events_emit(inst, "backup.restore.end",
-			    json_pack("{sssIsf}", "file", r->name, "bytes",
-				      (json_int_t)atomic_load(&r->size),
-				      "duration", engine_now() - job.t0));
+		fields = json_object();
+		restore_fields(r, fields, engine_now() - job.t0);
+		events_emit(inst, "backup.restore.end", fields);
 	}
 	pthread_mutex_lock(&inst->lock);
 	journal_clear(inst);
@@ -1022,7 +1082,7 @@ static json_t *jobs_running(struct bfs_instance *inst)
 	return json_pack("{ssssssso}", "kind",
 			 job->kind == JOB_SNAPSHOT ? "snapshot" : "restore",
 			 "label", job->label, "started", ts, "progress",
-			 progress_json(&job->progress));
+			 progress_json(job, PROGRESS_RUNNING));
 }
 
 json_t *jobs_status(struct bfs_instance *inst)

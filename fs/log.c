@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
@@ -8,6 +9,12 @@
 
 static enum bfs_log_level log_level = BFS_LOG_INFO;
 static int log_syslog;
+static pthread_once_t log_openlog_once = PTHREAD_ONCE_INIT;
+
+static void log_openlog(void)
+{
+	openlog("backupfs", LOG_PID, LOG_DAEMON);
+}
 
 void bfs_log_set_level(enum bfs_log_level level)
 {
@@ -18,7 +25,7 @@ void bfs_log_use_syslog(int on)
 {
 	log_syslog = on;
 	if (on)
-		openlog("backupfs", LOG_PID, LOG_DAEMON);
+		pthread_once(&log_openlog_once, log_openlog);
 }
 
 static const char *level_name(enum bfs_log_level level)
@@ -51,4 +58,12 @@ void bfs_log(enum bfs_log_level level, const char *fmt, ...)
 	}
 	/* One fprintf per line keeps lines from different threads whole. */
 	fprintf(stderr, "backupfs: %s: %s\n", level_name(level), msg);
+}
+
+void bfs_log_event(const char *json)
+{
+	pthread_once(&log_openlog_once, log_openlog);
+	syslog(LOG_INFO, "event %s", json);
+	if (!log_syslog && log_level >= BFS_LOG_INFO)
+		fprintf(stderr, "backupfs: info: event %s\n", json);
 }

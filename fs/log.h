@@ -19,6 +19,12 @@ enum bfs_log_level {
 void bfs_log_set_level(enum bfs_log_level level);
 /* Send messages to syslog (ident "backupfs") instead of stderr. */
 void bfs_log_use_syslog(int on);
+/*
+ * One notification (a JSON line): an info line on the sink, and always a
+ * LOG_INFO message to syslog (ident "backupfs"), even in the foreground,
+ * so a log collector sees every job whatever the daemon's mode.
+ */
+void bfs_log_event(const char *json);
 void bfs_log(enum bfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

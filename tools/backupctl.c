@@ -8,9 +8,11 @@
  * it directly and work while a backupfs is mounted.
  *
  * Exit codes: 0 success, 1 failure (verify: a backup bad or not
- * checked), 2 usage error.
+ * checked), 2 usage error, 3 the instance is busy (EBUSY).  status and
+ * restore live in ctl_jobs.c.
  */
 #include "bfs_version.h"
+#include "ctl.h"
 #include "datastore.h"
 #include "engine.h"
 #include "log.h"
@@ -30,15 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-
-struct ctl {
-	const char *config_path;
-	const char *mount;
-	struct bfs_config *conf;
-	int json;
-};
-
 static void ctl_usage(FILE *out)
 {
 	fprintf(out,
@@ -46,10 +39,23 @@ static void ctl_usage(FILE *out)
 		"commands:\n"
 		"  init                       create the key file and the "
 		"repository\n"
+		"  status [INSTANCE] [--json]\n"
+		"                             state, running job (progress, "
+		"rate, eta)\n"
+		"                             and last results; without "
+		"--mount: what\n"
+		"                             the repository and the state "
+		"dir hold\n"
 		"  snapshot INSTANCE [--label L] [--strategy JSON] [--wait]\n"
 		"                             take a backup (in-process, or "
 		"through\n"
 		"                             --mount MOUNTPOINT)\n"
+		"  restore INSTANCE (TIMESTAMP | --file PATH) "
+		"[--to OTHER_INSTANCE] [--wait]\n"
+		"                             restore a backup or a file into "
+		"INSTANCE\n"
+		"                             (or OTHER_INSTANCE); returns "
+		"when it ended\n"
 		"  list [INSTANCE]            list instances, or an "
 		"instance's backups\n"
 		"  delete INSTANCE TIMESTAMP  delete a backup\n"
@@ -93,11 +99,13 @@ static void ctl_usage(FILE *out)
 		"  -c, --config FILE          configuration file (required)\n"
 		"  -m, --mount DIR            go through a mounted backupfs\n"
 		"      --json                 JSON output\n"
-		"  -h, --help                 this help\n"
+		"  -h, --help                 this help (COMMAND --help: the "
+		"command's)\n"
 		"  -V, --version              version\n\n"
 		"exit status: 0 success, 1 failure (verify: a backup BAD or "
 		"not checked),\n"
-		"             2 usage error\n");
+		"             2 usage error, 3 busy (EBUSY: the instance "
+		"runs another job)\n");
 }
 
 static int ctl_load_config(struct ctl *c)
@@ -118,8 +126,8 @@ static int ctl_load_config(struct ctl *c)
 }
 
 /* Open the repository alone (no state directory, no datastores). */
-static int ctl_open_repo(struct ctl *c, struct bfs_backend **be,
-			 struct bfs_repo **repo)
+int ctl_open_repo(struct ctl *c, struct bfs_backend **be,
+		  struct bfs_repo **repo)
 {
 	uint8_t master[BFS_KEY_LEN];
 	char err[1024] = "";
@@ -208,23 +216,6 @@ out_backend:
 
 /* ---- snapshot ---- */
 
-static void ctl_progress(uint64_t done, uint64_t total)
-{
-	int width = 30, fill;
-	double pct;
-
-	if (!isatty(STDERR_FILENO))
-		return;
-	pct = total ? 100.0 * (double)(done < total ? done : total) /
-			      (double)total
-		    : 0;
-	fill = (int)(pct * width / 100);
-	fprintf(stderr, "\r[%.*s%*s] %5.1f%% %8.1f MiB", fill,
-		"##############################", width - fill, "", pct,
-		(double)done / (1 << 20));
-	fflush(stderr);
-}
-
 static int ctl_show_job(const char *json_text, int as_json)
 {
 	json_t *rec = json_loads(json_text, 0, NULL);
@@ -251,11 +242,13 @@ static int ctl_show_job(const char *json_text, int as_json)
 /* Poll a job record until it is no longer running. */
 static int ctl_wait_record(char *(*fetch)(void *), void *arg, int as_json)
 {
+	struct ctl_bar bar;
 	char *text;
 	int ret;
 
+	ctl_bar_init(&bar);
 	for (;;) {
-		json_t *rec, *p;
+		json_t *rec, *p, *eta;
 		const char *state;
 
 		text = fetch(arg);
@@ -271,16 +264,21 @@ static int ctl_wait_record(char *(*fetch)(void *), void *arg, int as_json)
 			json_decref(rec);
 			break;
 		}
-		ctl_progress((uint64_t)json_integer_value(
-				     json_object_get(p, "done")),
-			     (uint64_t)json_integer_value(
-				     json_object_get(p, "total")));
+		eta = json_object_get(p, "eta");
+		ctl_bar_show(
+			&bar, "snapshot",
+			(uint64_t)json_integer_value(
+				json_object_get(p, "done")),
+			(uint64_t)json_integer_value(
+				json_object_get(p, "total")),
+			(double)json_integer_value(json_object_get(p, "rate")),
+			json_is_integer(eta) ? (double)json_integer_value(eta)
+					     : -1);
 		json_decref(rec);
 		free(text);
 		usleep(200 * 1000);
 	}
-	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "\n");
+	ctl_bar_done(&bar);
 	ret = ctl_show_job(text, as_json);
 	free(text);
 	return ret;
@@ -349,7 +347,7 @@ static int ctl_snapshot_engine(struct ctl *c, const char *instance,
 	if (ret) {
 		fprintf(stderr, "backupctl: snapshot refused: %s\n",
 			*err ? err : strerror(-ret));
-		ret = 1;
+		ret = ret == -EBUSY ? EXIT_BUSY : 1;
 		goto out_close;
 	}
 	/* In-process, the job dies with us: always wait. */
@@ -371,9 +369,11 @@ static int ctl_snapshot_mount(struct ctl *c, const char *instance,
 	fd = open(s.path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	if (fd < 0 || (len && write(fd, strategy, len) != (ssize_t)len) ||
 	    close(fd)) {
+		int err = errno;
+
 		fprintf(stderr, "backupctl: cannot start snapshot '%s': %s\n",
-			s.path, strerror(errno));
-		return 1;
+			s.path, strerror(err));
+		return err == EBUSY ? EXIT_BUSY : 1;
 	}
 	if (!wait) {
 		printf("started: %s\n", s.path);
@@ -859,7 +859,24 @@ static double ctl_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The bar of snapshot --wait, redrawn at most ten times a second. */
+static void ctl_progress(uint64_t done, uint64_t total)
+{
+	int width = 30, fill;
+	double pct;
+
+	if (!isatty(STDERR_FILENO))
+		return;
+	pct = total ? 100.0 * (double)(done < total ? done : total) /
+			      (double)total
+		    : 0;
+	fill = (int)(pct * width / 100);
+	fprintf(stderr, "\r[%.*s%*s] %5.1f%% %8.1f MiB", fill,
+		"##############################", width - fill, "", pct,
+		(double)done / (1 << 20));
+	fflush(stderr);
+}
+
+/* verify's bar, redrawn at most ten times a second. */
 static void ctl_verify_progress(uint64_t done, uint64_t total, void *arg)
 {
 	struct ctl_verify *cv = arg;
@@ -1759,29 +1776,99 @@ static int cmd_execution(struct ctl *c, int argc, char **argv)
 		return ctl_record_op(c, argv + 1, 1, 1);
 	return ctl_sub_usage(ctl_execution_help, 0);
 }
+/* `backupctl COMMAND --help`: usage, what it does, its options. */
+static const char ctl_help_init[] =
+	"usage: backupctl --config FILE init\n\n"
+	"Create the key file (key_file, mode 0600) and the repository in\n"
+	"the configured backend.  Refuses to overwrite an existing key.\n";
+static const char ctl_help_status[] =
+	"usage: backupctl --config FILE [--mount DIR] status [INSTANCE] "
+	"[--json]\n\n"
+	"With --mount: each instance's status file of the mounted backupfs\n"
+	"(state, running job with done/total/percent/rate/eta, last result\n"
+	"of each kind).  Without: what the repository and this host's state\n"
+	"directory hold (backups, latest, last results, a job journal left\n"
+	"by a running or interrupted job); the live state is then null.\n\n"
+	"  --json    one JSON object (INSTANCE given) or an array\n";
+static const char ctl_help_snapshot[] =
+	"usage: backupctl --config FILE [--mount DIR] snapshot INSTANCE\n"
+	"       [--label L] [--strategy JSON] [--wait]\n\n"
+	"Take a backup of INSTANCE.  Without --mount it runs in-process on\n"
+	"the state directory (and always waits); with --mount it creates\n"
+	"snapshots/<label> in the mount.\n\n"
+	"  --label L         the job's label (default manual-<time>)\n"
+	"  --strategy JSON   the datastore's strategy\n"
+	"  --wait            wait for the end, with a progress bar on a\n"
+	"                    terminal and plain lines otherwise\n";
+static const char ctl_help_restore[] =
+	"usage: backupctl --config FILE [--mount DIR] restore INSTANCE\n"
+	"       (TIMESTAMP | --file PATH) [--to OTHER_INSTANCE] [--wait] "
+	"[--json]\n\n"
+	"Restore INSTANCE's backup TIMESTAMP, or the file PATH, into\n"
+	"INSTANCE or OTHER_INSTANCE.  With --mount the bytes are copied into\n"
+	"instances/<target>/restore/ and close() gives the result; without,\n"
+	"the same restore runs in-process on the state directory.  It\n"
+	"returns when the restore has ended (--wait is implied), showing\n"
+	"spooling, verifying and applying progress on stderr.\n\n"
+	"  --file PATH            restore this file instead of a backup\n"
+	"  --to OTHER_INSTANCE    restore into another instance\n"
+	"  --wait                 accepted; the command always waits\n"
+	"  --json                 print the result as JSON\n\n"
+	"exit status: 0 restored, 1 failed (the reason is printed),\n"
+	"             2 usage error, 3 the target instance is busy\n";
+static const char ctl_help_list[] =
+	"usage: backupctl --config FILE [--json] list [INSTANCE]\n\n"
+	"List the repository's instances, or INSTANCE's backups (--json:\n"
+	"timestamp, id, label, size, sha256, datastore, format, parent).\n";
+static const char ctl_help_delete[] =
+	"usage: backupctl --config FILE delete INSTANCE TIMESTAMP\n\n"
+	"Delete a backup (its manifest); gc reclaims its chunks.\n";
+static const char ctl_help_verify[] =
+	"usage: backupctl --config FILE verify INSTANCE [TIMESTAMP | --all] "
+	"[--json]\n"
+	"       backupctl --config FILE verify --all [--json]\n\n"
+	"Read backups whole and check every chunk's tag, the size and the\n"
+	"sha256 (default: INSTANCE's latest).\n\n"
+	"  --all     every backup of INSTANCE, or of every instance\n"
+	"  --json    one JSON object per backup\n";
+static const char ctl_help_gc[] = "usage: backupctl --config FILE gc\n\n"
+				  "Remove the chunks no backup uses.\n";
+static const char ctl_help_tables[] =
+	"usage: backupctl --config FILE tables INSTANCE [--json]\n\n"
+	"What a strategy's \"tables\" may name (asked of the database).\n";
+static const char ctl_help_import_trove[] =
+	"usage: backupctl --config FILE import-trove --container NAME\n"
+	"       --from LIST.json [--key-file FILE] [--json]\n\n"
+	"Make Trove's backups in Swift container NAME backups of the\n"
+	"repository, each verified once.\n\n"
+	"  --container NAME   Trove's container (database_backups)\n"
+	"  --from LIST.json   openstack database backup list|show -f json\n"
+	"  --key-file FILE    Trove's backup_aes_cbc_key (mode 0600)\n"
+	"  --json             a JSON array of outcomes\n";
 
 static const struct {
 	const char *name;
 	int (*run)(struct ctl *c, int argc, char **argv);
+	const char *help; /* NULL: the command handles --help itself */
 } ctl_commands[] = {
-	{"init", cmd_init},
-	{"snapshot", cmd_snapshot},
-	{"list", cmd_list},
-	{"delete", cmd_delete},
-	{"gc", cmd_gc},
-	{"import-trove", cmd_import_trove},
-	{"verify", cmd_verify},
-	{"tables", cmd_tables},
-	{"schedule", cmd_schedule},
-	{"execution", cmd_execution},
+	{"init", cmd_init, ctl_help_init},
+	{"status", cmd_status, ctl_help_status},
+	{"snapshot", cmd_snapshot, ctl_help_snapshot},
+	{"restore", cmd_restore, ctl_help_restore},
+	{"list", cmd_list, ctl_help_list},
+	{"delete", cmd_delete, ctl_help_delete},
+	{"gc", cmd_gc, ctl_help_gc},
+	{"import-trove", cmd_import_trove, ctl_help_import_trove},
+	{"verify", cmd_verify, ctl_help_verify},
+	{"tables", cmd_tables, ctl_help_tables},
+	{"schedule", cmd_schedule, ctl_schedule_help},
+	{"execution", cmd_execution, ctl_execution_help},
 };
 
-/* "schedule --help" and the like need no config. */
+/* COMMAND ... --help (or -h) anywhere before "--". */
 static int ctl_wants_help(int argc, char **argv)
 {
-	if (strcmp(argv[0], "schedule") && strcmp(argv[0], "execution"))
-		return 0;
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
 	return 0;
@@ -1831,9 +1918,12 @@ int main(int argc, char **argv)
 	     i++) {
 		if (strcmp(argv[optind], ctl_commands[i].name))
 			continue;
-		ret = ctl_wants_help(argc - optind, argv + optind)
-			      ? 0
-			      : ctl_load_config(&c);
+		if (ctl_commands[i].help &&
+		    ctl_wants_help(argc - optind, argv + optind)) {
+			fputs(ctl_commands[i].help, stdout);
+			return 0;
+		}
+		ret = ctl_load_config(&c);
 		if (!ret)
 			ret = ctl_commands[i].run(&c, argc - optind,
 						  argv + optind);

@@ -85,6 +85,13 @@ def count(srv, db, table):
     return int(srv.sql("select count(*) from %s" % table, db=db))
 
 
+def slots(srv):
+    """backupfs's replication slots on the cluster."""
+    out = srv.sql("select slot_name from pg_replication_slots "
+                  "where slot_name like 'backupfs%'")
+    return out.split() if out else []
+
+
 def leftovers(srv):
     """Staging, old or snapshot directories beside the data directory."""
     parent = os.path.dirname(srv.data)
@@ -157,6 +164,8 @@ def test_native_backup_is_a_base_backup_tar(util, pg):
         names = set(t.getnames())
     assert {"PG_VERSION", "global/pg_control", "backup_label"} <= names
     assert any(n.startswith("pg_wal/") for n in names)
+    # the slot that held the WAL for it is gone
+    assert slots(srv) == []
 
 
 def test_native_restore_reverts_changes(util, pg):
@@ -467,7 +476,7 @@ def test_restore_killed_while_staging_leaves_the_cluster_alone(
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
 
 
-@pytest.mark.log_errors(r"(?i)interrupted")
+@pytest.mark.log_errors(r"(?i)interrupted", r"replication slot")
 def test_killed_snapshot_leaves_no_backup(util, env, pg_server, tmp_path):
     # pg_basebackup is held up by a slow exec prefix (fault injection):
     # the daemon dies while the backup streams
@@ -484,9 +493,12 @@ def test_killed_snapshot_leaves_no_backup(util, env, pg_server, tmp_path):
     m = env.mount()
     assert util.create_job_file(m.inst("pg1") / "snapshots" / "doomed") == 0
     wait_for(gate.exists, "pg_basebackup to start")
+    # a slot holds the WAL the backup needs from its start
+    assert len(slots(srv)) == 1
     kill_daemon(util, m)
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
     m2 = env.mount()
+    assert slots(srv) == []       # a forgotten slot would keep WAL forever
     assert m2.backups("pg1") == []
     job = util.read_json(m2.inst("pg1") / "snapshots" / "doomed")
     assert job["state"] == "failed", job

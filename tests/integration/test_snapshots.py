@@ -132,6 +132,16 @@ def test_invalid_strategy_reason_in_status(util, mnt):
     assert last["state"] == "completed" and last["backup"] == ts, last
 
 
+def test_refused_label_can_be_used_again_at_once(util, mnt):
+    # the kernel may still hold the refused file's entry: the same name
+    # written again is a new snapshot
+    e = util.create_job_file(mnt.inst() / "snapshots" / "retry",
+                             '{"bogus": 1}')
+    assert e == errno.EINVAL
+    ts, _ = util.snapshot_via_mount(mnt.inst(), "retry", "{}")
+    assert ts in mnt.backups()
+
+
 def test_invalid_strategy_starts_no_backup(util, mnt):
     before = len(mnt.backups())
     util.create_job_file(mnt.inst() / "snapshots" / "bad", '{"bogus": 1}')

@@ -150,3 +150,49 @@ def test_progress_while_snapshot_runs(running):
         assert p["done"] >= 0 and p["total"] >= 0, p
     dones = [p["done"] for p in progs]
     assert dones == sorted(dones), "progress went backwards: %r" % dones
+
+
+def _running_progress(samples):
+    """status's job progress of the samples bracketed by running jobs."""
+    out = [st["job"]["progress"] for b, st, a in samples
+           if a["state"] == "running" and st.get("job")]
+    if not out:
+        pytest.fail("the 128 MiB snapshot finished before it could be "
+                    "observed running")
+    return out
+
+
+def test_status_progress_has_rate_eta_started(util, running):
+    samples, final = running
+    progs = _running_progress(samples)
+    for p in progs:
+        assert {"done", "total", "percent", "rate", "eta", "started"} <= \
+            set(p), p
+        assert isinstance(p["rate"], int) and p["rate"] >= 0, p
+        assert p["eta"] is None or (isinstance(p["eta"], int) and
+                                    p["eta"] >= 0), p
+        assert util.TS_RE.match(p["started"]), p
+    assert len({p["started"] for p in progs}) == 1, progs[:3]
+    # once bytes flow there is a rate, and with a total an estimate
+    assert any(p["rate"] > 0 for p in progs), progs[-3:]
+    assert any(p["eta"] is not None for p in progs
+               if p["total"] and p["done"] < p["total"]), progs[-3:]
+
+
+def test_status_progress_consistent(running):
+    samples, final = running
+    for p in _running_progress(samples):
+        if p["total"]:
+            want = 100.0 * min(p["done"], p["total"]) / p["total"]
+            assert abs(p["percent"] - want) < 0.01, p
+        else:
+            assert p["percent"] == 0, p
+        assert 0 <= p["percent"] <= 100, p
+        if p["eta"] is not None:
+            assert p["done"] < p["total"] and p["rate"] > 0, p
+
+
+def test_finished_job_eta_zero(running):
+    samples, final = running
+    assert final["progress"]["eta"] == 0, final
+    assert final["progress"]["done"] > 0, final
