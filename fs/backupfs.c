@@ -29,8 +29,10 @@
 #define FS_STRATEGY_MAX (64u << 10)
 #define FS_PENDING_MAX 64
 
-/* A snapshot file created but not yet closed: it exists for getattr. */
+/* A snapshot or schedule file created but not yet closed: it exists for
+ * getattr. */
 struct fs_pending {
+	enum bfs_node_kind kind;
 	char instance[BFS_NAME_MAX + 1];
 	char label[BFS_NAME_MAX + 1];
 };
@@ -51,12 +53,14 @@ struct fs_file {
 	struct bfs_instance *inst;
 	struct bfs_backup *backup;    /* BFS_N_BACKUP */
 	struct bfs_read_state rs;
-	char *text;                   /* status, events, snapshot record */
+	char *text; /* status, events, records */
 	size_t text_len;
 	struct bfs_restore *restore;  /* BFS_N_RESTORE_FILE until flushed */
-	struct bfs_buf strategy;      /* new snapshot: what was written */
+	struct bfs_buf strategy;      /* new snapshot, schedule: what was
+				       * written */
 	char label[BFS_NAME_MAX + 1];
-	int creating;                 /* new snapshot not yet started */
+	int creating;		      /* new snapshot not yet started,
+				       * schedule not yet stored */
 	int result;                   /* result of the first flush */
 	int flushed;
 	int truncating;               /* opened with O_TRUNC (a shell's >) */
@@ -97,27 +101,30 @@ static int fs_readonly_error(enum bfs_node_kind kind)
 
 /* ---- pending snapshot files ---- */
 
-static int pending_find(struct fs_ctx *c, const char *inst, const char *label)
+static int pending_find(struct fs_ctx *c, enum bfs_node_kind kind,
+			const char *inst, const char *label)
 {
 	for (int i = 0; i < FS_PENDING_MAX; i++)
-		if (c->pending[i].label[0] &&
+		if (c->pending[i].label[0] && c->pending[i].kind == kind &&
 		    !strcmp(c->pending[i].instance, inst) &&
 		    !strcmp(c->pending[i].label, label))
 			return i;
 	return -1;
 }
 
-static int pending_add(struct fs_ctx *c, const char *inst, const char *label)
+static int pending_add(struct fs_ctx *c, enum bfs_node_kind kind,
+		       const char *inst, const char *label)
 {
 	int ret = -EMFILE;
 
 	pthread_mutex_lock(&c->lock);
-	if (pending_find(c, inst, label) >= 0) {
+	if (pending_find(c, kind, inst, label) >= 0) {
 		ret = -EEXIST;
 		goto out_unlock;
 	}
 	for (int i = 0; i < FS_PENDING_MAX; i++) {
 		if (!c->pending[i].label[0]) {
+			c->pending[i].kind = kind;
 			snprintf(c->pending[i].instance, BFS_NAME_MAX + 1, "%s",
 				 inst);
 			snprintf(c->pending[i].label, BFS_NAME_MAX + 1, "%s",
@@ -131,25 +138,25 @@ out_unlock:
 	return ret;
 }
 
-static void pending_remove(struct fs_ctx *c, const char *inst,
-			   const char *label)
+static void pending_remove(struct fs_ctx *c, enum bfs_node_kind kind,
+			   const char *inst, const char *label)
 {
 	int i;
 
 	pthread_mutex_lock(&c->lock);
-	i = pending_find(c, inst, label);
+	i = pending_find(c, kind, inst, label);
 	if (i >= 0)
 		c->pending[i].label[0] = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int pending_exists(struct fs_ctx *c, const char *inst,
-			  const char *label)
+static int pending_exists(struct fs_ctx *c, enum bfs_node_kind kind,
+			  const char *inst, const char *label)
 {
 	int i;
 
 	pthread_mutex_lock(&c->lock);
-	i = pending_find(c, inst, label);
+	i = pending_find(c, kind, inst, label);
 	pthread_mutex_unlock(&c->lock);
 	return i >= 0;
 }
@@ -201,6 +208,24 @@ static int fs_getattr_backup(struct bfs_instance *inst, const char *ts,
 	return 0;
 }
 
+/* The content of a text node: status, events or a record. */
+static int fs_text_of(struct bfs_instance *inst, struct bfs_path *p,
+		      char **text, size_t *len)
+{
+	switch (p->kind) {
+	case BFS_N_STATUS:
+		return bfs_instance_status(inst, text, len);
+	case BFS_N_EVENTS:
+		return bfs_instance_events(inst, text, len);
+	case BFS_N_SCHEDULE:
+		return bfs_instance_schedule_show(inst, p->name, text, len);
+	case BFS_N_EXECUTION:
+		return bfs_instance_execution_show(inst, p->name, text, len);
+	default:
+		return bfs_instance_snapshot_show(inst, p->name, text, len);
+	}
+}
+
 static int fs_getattr_text(struct bfs_instance *inst, struct bfs_path *p,
 			   struct stat *st)
 {
@@ -208,20 +233,16 @@ static int fs_getattr_text(struct bfs_instance *inst, struct bfs_path *p,
 	size_t len = 0;
 	int ret;
 
-	if (p->kind == BFS_N_STATUS)
-		ret = bfs_instance_status(inst, &text, &len);
-	else if (p->kind == BFS_N_EVENTS)
-		ret = bfs_instance_events(inst, &text, &len);
-	else
-		ret = bfs_instance_snapshot_show(inst, p->name, &text, &len);
+	int writable = p->kind == BFS_N_SNAPSHOT || p->kind == BFS_N_SCHEDULE;
+
+	ret = fs_text_of(inst, p, &text, &len);
 	free(text);
-	if (ret == -ENOENT && p->kind == BFS_N_SNAPSHOT &&
-	    pending_exists(fs_ctx(), p->instance, p->name))
+	if (ret == -ENOENT && writable &&
+	    pending_exists(fs_ctx(), p->kind, p->instance, p->name))
 		ret = 0;
 	if (ret)
-		return ret;
-	fs_stat_init(st, S_IFREG | (p->kind == BFS_N_SNAPSHOT ? 0644 : 0444),
-		     time(NULL));
+		return ret == -ENOENT || ret == -ENOMEM ? ret : -EIO;
+	fs_stat_init(st, S_IFREG | (writable ? 0644 : 0444), time(NULL));
 	st->st_size = (off_t)len;
 	return 0;
 }
@@ -259,6 +280,8 @@ static int fs_getattr(const char *path, struct stat *st,
 	case BFS_N_STATUS:
 	case BFS_N_EVENTS:
 	case BFS_N_SNAPSHOT:
+	case BFS_N_SCHEDULE:
+	case BFS_N_EXECUTION:
 		return fs_getattr_text(inst, &p, st);
 	default:
 		fs_stat_init(st, S_IFDIR | 0755, fs_ctx()->mounted);
@@ -307,17 +330,22 @@ static int fs_readdir_fixed(struct fs_fill *f, const char *const *names)
 	return 0;
 }
 
-static int fs_readdir_snapshots(struct fs_fill *f, struct bfs_instance *inst)
+/* Snapshots or schedules, and those being created. */
+static int fs_readdir_pending(struct fs_fill *f, struct bfs_instance *inst,
+			      enum bfs_node_kind kind)
 {
 	struct fs_ctx *c = fs_ctx();
 	int ret;
 
-	ret = bfs_instance_list_snapshots(inst, fs_fill_name, f);
+	if (kind == BFS_N_SNAPSHOT)
+		ret = bfs_instance_list_snapshots(inst, fs_fill_name, f);
+	else
+		ret = bfs_instance_list_schedules(inst, fs_fill_name, f);
 	if (ret < 0)
-		return ret;
+		return ret == -ENOMEM ? ret : -EIO;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < FS_PENDING_MAX; i++)
-		if (c->pending[i].label[0] &&
+		if (c->pending[i].label[0] && c->pending[i].kind == kind &&
 		    !strcmp(c->pending[i].instance, bfs_instance_id(inst)))
 			fs_fill_name(c->pending[i].label, f);
 	pthread_mutex_unlock(&c->lock);
@@ -330,7 +358,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 {
 	static const char *const root[] = {"instances", NULL};
 	static const char *const instance[] = {
-		"backups", "restore", "snapshots", "status", "events", NULL,
+		"backups",    "restore", "snapshots", "schedules",
+		"executions", "status",	 "events",    NULL,
 	};
 	struct fs_fill f = {buf, filler};
 	char name[BFS_NAME_MAX + 1];
@@ -368,7 +397,12 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			fs_fill_name(name, &f);
 		return 0;
 	case BFS_N_SNAPSHOTS:
-		return fs_readdir_snapshots(&f, inst);
+		return fs_readdir_pending(&f, inst, BFS_N_SNAPSHOT);
+	case BFS_N_SCHEDULES:
+		return fs_readdir_pending(&f, inst, BFS_N_SCHEDULE);
+	case BFS_N_EXECUTIONS:
+		ret = bfs_instance_list_executions(inst, fs_fill_name, &f);
+		return ret < 0 ? (ret == -ENOMEM ? ret : -EIO) : 0;
 	default:
 		return -ENOTDIR;
 	}
@@ -406,17 +440,24 @@ static int fs_open_text(struct fs_file *f, struct bfs_path *p,
 {
 	int ret;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && p->kind != BFS_N_SNAPSHOT)
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && p->kind != BFS_N_SNAPSHOT &&
+	    p->kind != BFS_N_SCHEDULE)
 		return -EACCES;
-	if (p->kind == BFS_N_STATUS)
-		ret = bfs_instance_status(f->inst, &f->text, &f->text_len);
-	else if (p->kind == BFS_N_EVENTS)
-		ret = bfs_instance_events(f->inst, &f->text, &f->text_len);
-	else
-		ret = bfs_instance_snapshot_show(f->inst, p->name, &f->text,
-						 &f->text_len);
+	ret = fs_text_of(f->inst, p, &f->text, &f->text_len);
 	if (ret)
-		return ret;
+		return ret == -ENOENT || ret == -ENOMEM ? ret : -EIO;
+	/* A schedule opened for writing is replaced at close by what is
+	 * written. */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && p->kind == BFS_N_SCHEDULE) {
+		ret = fs_may_change();
+		if (ret)
+			return ret;
+		snprintf(f->label, sizeof(f->label), "%s", p->name);
+		f->creating = 1;
+		f->truncating = !!(fi->flags & O_TRUNC);
+		fi->direct_io = 1;
+		return 0;
+	}
 	/* A snapshot file opened for writing exists already: touch is a
 	 * no-op, replacing its content is refused (rm it first). */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && (fi->flags & O_TRUNC))
@@ -426,8 +467,7 @@ static int fs_open_text(struct fs_file *f, struct bfs_path *p,
 	return 0;
 }
 
-static int fs_create(const char *path, mode_t mode,
-		     struct fuse_file_info *fi);
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
 
 /* A restore or snapshot file that no longer exists (applied, failed or
  * refused) -- though the kernel may still hold its entry. */
@@ -442,7 +482,7 @@ static int fs_job_file_gone(struct bfs_path *p, struct bfs_instance *inst)
 		return bfs_instance_restore_pending(inst, name, &size) ||
 		       strcmp(name, p->name);
 	if (p->kind != BFS_N_SNAPSHOT ||
-	    pending_exists(fs_ctx(), p->instance, p->name))
+	    pending_exists(fs_ctx(), BFS_N_SNAPSHOT, p->instance, p->name))
 		return 0;
 	if (bfs_instance_snapshot_show(inst, p->name, &text, &len))
 		return 1;
@@ -508,7 +548,19 @@ static int fs_create_snapshot(struct fs_file *f, struct bfs_path *p)
 		free(text);
 		return -EEXIST;
 	}
-	ret = pending_add(fs_ctx(), p->instance, p->name);
+	ret = pending_add(fs_ctx(), BFS_N_SNAPSHOT, p->instance, p->name);
+	if (ret)
+		return ret;
+	snprintf(f->label, sizeof(f->label), "%s", p->name);
+	f->creating = 1;
+	return 0;
+}
+
+static int fs_create_schedule(struct fs_file *f, struct bfs_path *p)
+{
+	int ret;
+
+	ret = pending_add(fs_ctx(), BFS_N_SCHEDULE, p->instance, p->name);
 	if (ret)
 		return ret;
 	snprintf(f->label, sizeof(f->label), "%s", p->name);
@@ -527,7 +579,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	ret = bfs_path_parse(path, &p);
 	if (ret)
 		return ret;
-	if (p.kind != BFS_N_SNAPSHOT && p.kind != BFS_N_RESTORE_FILE)
+	if (p.kind != BFS_N_SNAPSHOT && p.kind != BFS_N_RESTORE_FILE &&
+	    p.kind != BFS_N_SCHEDULE)
 		return fs_readonly_error(p.kind);
 	ret = bfs_engine_instance(fs_ctx()->engine, p.instance, &inst);
 	if (!ret)
@@ -540,6 +593,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	snprintf(f->label, sizeof(f->label), "%s", p.name);
 	if (p.kind == BFS_N_SNAPSHOT)
 		ret = fs_create_snapshot(f, &p);
+	else if (p.kind == BFS_N_SCHEDULE)
+		ret = fs_create_schedule(f, &p);
 	else
 		ret = bfs_instance_restore_begin(inst, p.name, &f->restore);
 	if (ret) {
@@ -617,11 +672,37 @@ static int fs_flush_snapshot(struct fs_file *f)
 	if (ret)
 		bfs_warn("snapshot '%s' of instance '%s' refused: %s", f->label,
 			bfs_instance_id(f->inst), *err ? err : strerror(-ret));
-	pending_remove(fs_ctx(), bfs_instance_id(f->inst), f->label);
+	pending_remove(fs_ctx(), BFS_N_SNAPSHOT, bfs_instance_id(f->inst),
+		       f->label);
 	f->creating = 0;
 	/* A refused snapshot leaves no file. */
 	if (ret)
 		fs_forget(f, "snapshots");
+	return ret;
+}
+
+/* Store the schedule written; a refused new one leaves no file. */
+static int fs_flush_schedule(struct fs_file *f)
+{
+	char err[1024] = "";
+	char *text;
+	size_t len;
+	int ret;
+
+	ret = bfs_instance_schedule_write(f->inst, f->label,
+					  (const char *)f->strategy.data,
+					  f->strategy.len, err, sizeof(err));
+	/* the operator's mistake, reported by close(): a warning */
+	if (ret)
+		bfs_warn("schedule '%s' of instance '%s' refused: %s", f->label,
+			 bfs_instance_id(f->inst), *err ? err : strerror(-ret));
+	pending_remove(fs_ctx(), BFS_N_SCHEDULE, bfs_instance_id(f->inst),
+		       f->label);
+	f->creating = 0;
+	if (ret && bfs_instance_schedule_show(f->inst, f->label, &text, &len))
+		fs_forget(f, "schedules");
+	else if (ret)
+		free(text);
 	return ret;
 }
 
@@ -643,7 +724,10 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 		return f->result;
 	if (f->truncating && !f->written)
 		return 0;
-	if (f->creating) {
+	if (f->creating && f->kind == BFS_N_SCHEDULE) {
+		f->result = fs_flush_schedule(f);
+		f->flushed = 1;
+	} else if (f->creating) {
 		f->result = fs_flush_snapshot(f);
 		f->flushed = 1;
 	} else if (f->restore) {
@@ -662,10 +746,15 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	/* "> file" with nothing written: flush waited for us. */
-	if (f->creating && !f->flushed && f->truncating)
-		fs_flush_snapshot(f);
+	if (f->creating && !f->flushed && f->truncating) {
+		if (f->kind == BFS_N_SCHEDULE)
+			fs_flush_schedule(f);
+		else
+			fs_flush_snapshot(f);
+	}
 	if (f->creating)
-		pending_remove(fs_ctx(), bfs_instance_id(f->inst), f->label);
+		pending_remove(fs_ctx(), f->kind, bfs_instance_id(f->inst),
+			       f->label);
 	fs_file_free(f);
 	return 0;
 }
@@ -679,7 +768,8 @@ static int fs_unlink(const char *path)
 	ret = fs_lookup(path, &p, &inst);
 	if (ret)
 		return ret;
-	if (p.kind != BFS_N_BACKUP && p.kind != BFS_N_SNAPSHOT)
+	if (p.kind != BFS_N_BACKUP && p.kind != BFS_N_SNAPSHOT &&
+	    p.kind != BFS_N_SCHEDULE && p.kind != BFS_N_EXECUTION)
 		return p.kind == BFS_N_RESTORE_FILE ? -EBUSY
 						    : fs_readonly_error(p.kind);
 	ret = fs_may_change();
@@ -687,6 +777,14 @@ static int fs_unlink(const char *path)
 		return ret;
 	if (p.kind == BFS_N_SNAPSHOT)
 		return bfs_instance_snapshot_forget(inst, p.name);
+	if (p.kind == BFS_N_SCHEDULE || p.kind == BFS_N_EXECUTION) {
+		ret = p.kind == BFS_N_SCHEDULE
+			      ? bfs_instance_schedule_delete(inst, p.name)
+			      : bfs_instance_execution_delete(inst, p.name);
+		if (ret == -ENOENT || ret == -EBUSY || ret == -ENOMEM)
+			return ret;
+		return ret ? -EIO : 0;
+	}
 	return bfs_instance_delete_backup(inst, p.name);
 }
 
@@ -702,6 +800,10 @@ static int fs_truncate(const char *path, off_t size,
 	/* O_TRUNC on a file that was just created is harmless. */
 	if (fi && size == 0 && (fs_file(fi)->creating || fs_file(fi)->restore))
 		return 0;
+	/* A schedule is replaced at close by what is written: truncating
+	 * it first (a shell's > without atomic O_TRUNC) changes nothing. */
+	if (p.kind == BFS_N_SCHEDULE && size == 0)
+		return fs_may_change();
 	return fs_readonly_error(p.kind);
 }
 
@@ -716,7 +818,8 @@ static int fs_utimens(const char *path, const struct timespec tv[2],
 	if (ret)
 		return ret;
 	/* touch on a snapshot or a spooling restore file: nothing to do. */
-	if (p.kind == BFS_N_SNAPSHOT || p.kind == BFS_N_RESTORE_FILE)
+	if (p.kind == BFS_N_SNAPSHOT || p.kind == BFS_N_RESTORE_FILE ||
+	    p.kind == BFS_N_SCHEDULE)
 		return 0;
 	return fs_readonly_error(p.kind);
 }
@@ -1014,6 +1117,7 @@ static int fs_main(struct fuse_args *args, struct fs_opts *opts,
 	if (!cmd->foreground)
 		bfs_log_use_syslog(1);
 	if (bfs_engine_start(ctx.engine) ||
+	    bfs_engine_start_scheduler(ctx.engine) ||
 	    fuse_set_signal_handlers(fuse_get_session(fuse)))
 		goto out_unmount;
 	ret = fs_run(fuse, cmd) ? 1 : 0;

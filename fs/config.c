@@ -42,8 +42,8 @@ int bfs_parse_size(const char *s, uint64_t *out)
 }
 
 static const char *const config_keys[] = {
-	"backend",   "key_file",  "state_dir", "cache_size", "readahead",
-	"log_level", "instances", "webhook",   NULL,
+	"backend",   "key_file",  "state_dir", "cache_size",	  "readahead",
+	"log_level", "instances", "webhook",   "executions_keep", NULL,
 };
 
 static int config_key_known(const char *key)
@@ -108,6 +108,23 @@ static int config_readahead(struct bfs_config *c, char *err, size_t errlen)
 		return config_fail(err, errlen, c->path,
 				   "expected an integer 0..64 for", "readahead");
 	c->readahead = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int config_executions_keep(struct bfs_config *c, char *err,
+				  size_t errlen)
+{
+	json_t *v = json_object_get(c->root, "executions_keep");
+
+	c->executions_keep = BFS_DEFAULT_EXECUTIONS_KEEP;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > BFS_MAX_EXECUTIONS_KEEP)
+		return config_fail(err, errlen, c->path,
+				   "expected an integer 1..100000 for",
+				   "executions_keep");
+	c->executions_keep = (unsigned)json_integer_value(v);
 	return 0;
 }
 
@@ -254,6 +271,8 @@ static int config_check(struct bfs_config *c, char *err, size_t errlen)
 		ret = config_readahead(c, err, errlen);
 	if (!ret)
 		ret = config_log_level(c, err, errlen);
+	if (!ret)
+		ret = config_executions_keep(c, err, errlen);
 	if (!ret)
 		ret = config_webhook(c, err, errlen);
 	if (ret)

@@ -9,6 +9,8 @@
  *   readahead   integer, optional: chunks decoded ahead of a reader (8)
  *   log_level   string, optional: "error", "warning", "info", "debug"
  *   instances   object, optional: id -> instance config (datastore keys)
+ *   executions_keep  integer, optional: execution records kept per
+ *               schedule (100)
  *   webhook     object, optional: where notifications are POSTed
  *               {"url", "timeout", "retries", "cacert", "token_file"}
  *
@@ -46,11 +48,14 @@ struct bfs_config {
 	uint64_t cache_bytes;
 	unsigned readahead;
 	enum bfs_log_level log_level;
+	unsigned executions_keep;
 	struct bfs_webhook_conf webhook;
 };
 
 #define BFS_DEFAULT_CACHE_BYTES (256ull << 20)
 #define BFS_DEFAULT_READAHEAD 8
+#define BFS_DEFAULT_EXECUTIONS_KEEP 100
+#define BFS_MAX_EXECUTIONS_KEEP	    100000
 
 /*
  * Load and check a config file: *out is new.  On error (-errno), err gets

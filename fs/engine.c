@@ -742,6 +742,7 @@ void bfs_engine_close(struct bfs_engine *e)
 {
 	if (!e)
 		return;
+	sched_stop(e->sched);
 	for (size_t i = 0; i < e->ninstances; i++)
 		engine_instance_free(e->instances[i]);
 	free(e->instances);

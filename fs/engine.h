@@ -48,7 +48,12 @@ int bfs_engine_open(struct bfs_config *conf, struct bfs_engine **out,
  * not survive fork().
  */
 int bfs_engine_start(struct bfs_engine *e);
-/* Waits for running jobs to finish. */
+/*
+ * Start the scheduler thread that runs the instances' schedules (the
+ * daemon only, after bfs_engine_start; backupctl never runs schedules).
+ */
+int bfs_engine_start_scheduler(struct bfs_engine *e);
+/* Waits for running jobs (and scheduled executions) to finish. */
 void bfs_engine_close(struct bfs_engine *e);
 const struct bfs_config *bfs_engine_config(const struct bfs_engine *e);
 struct bfs_repo *bfs_engine_repo(struct bfs_engine *e);
@@ -123,6 +128,27 @@ void bfs_restore_abort(struct bfs_restore *r);
 /* Name and spooled size of the restore in progress: -ENOENT if none. */
 int bfs_instance_restore_pending(struct bfs_instance *inst, char *name,
 				 uint64_t *size);
+
+/*
+ * Schedules and executions (schedule.h) of an instance.  write parses
+ * text (cron pattern or JSON), checks the strategy with the datastore
+ * and creates or replaces the schedule: -EINVAL with a reason in err.
+ * show gives the JSON text (new string).  Executions list newest first;
+ * deleting a running one is -EBUSY.
+ */
+int bfs_instance_schedule_write(struct bfs_instance *inst, const char *name,
+				const char *text, size_t len, char *err,
+				size_t errlen);
+int bfs_instance_schedule_show(struct bfs_instance *inst, const char *name,
+			       char **json, size_t *len);
+int bfs_instance_schedule_delete(struct bfs_instance *inst, const char *name);
+int bfs_instance_list_schedules(struct bfs_instance *inst, bfs_name_cb cb,
+				void *arg);
+int bfs_instance_list_executions(struct bfs_instance *inst, bfs_name_cb cb,
+				 void *arg);
+int bfs_instance_execution_show(struct bfs_instance *inst, const char *id,
+				char **json, size_t *len);
+int bfs_instance_execution_delete(struct bfs_instance *inst, const char *id);
 
 /* Status JSON (new string). */
 int bfs_instance_status(struct bfs_instance *inst, char **json, size_t *len);

@@ -36,6 +36,7 @@ struct bfs_engine {
 	struct bfs_instance **instances; /* sorted by id */
 	size_t ninstances;
 	time_t discovered; /* last listing of the repository's instances */
+	struct engine_sched *sched; /* scheduler thread, or NULL */
 };
 
 struct backup_slot {
@@ -50,6 +51,7 @@ struct bfs_job {
 	struct bfs_instance *inst;
 	enum job_kind kind;
 	char label[BFS_NAME_MAX + 1];
+	char schedule[BFS_NAME_MAX + 1]; /* "" unless a schedule started it */
 	json_t *strategy;
 	struct bfs_progress progress;
 	time_t started;
@@ -124,6 +126,15 @@ void jobs_set_last(struct bfs_instance *inst, const char *kind, json_t *rec);
 void jobs_recover(struct bfs_instance *inst);
 void jobs_wait_all(struct bfs_instance *inst);
 json_t *jobs_status(struct bfs_instance *inst); /* new, lock held */
+/* bfs_instance_snapshot_start for a schedule: the manifest records its
+ * name (extra.schedule) so that retention can tell its backups. */
+int jobs_snapshot_start(struct bfs_instance *inst, const char *label,
+			const char *schedule, const char *strategy, size_t len,
+			char *err, size_t errlen);
+
+/* scheduler.c: started by bfs_engine_start_scheduler, stopped (waiting
+ * for the executions it started) by bfs_engine_close. */
+void sched_stop(struct engine_sched *s);
 
 /* events.c: fields is stolen; adds time, event and instance. */
 void events_emit(struct bfs_instance *inst, const char *event,

@@ -302,6 +302,10 @@ static int snap_fill_manifest(struct bfs_job *job, struct bfs_manifest *m,
 	m->format = strdup(s ? s : "raw");
 	m->codec = strdup(bfs_codec_name(BFS_CODEC_DEFAULT));
 	m->label = strdup(job->label);
+	/* which schedule made it: retention trusts this, never the label */
+	if (job->schedule[0])
+		json_object_set_new(meta, "schedule",
+				    json_string(job->schedule));
 	if (!bfs_instance_latest(inst, parent))
 		m->parent = strdup(parent);
 	/* The strategy as it ran (defaults filled in), if the driver says. */
@@ -603,6 +607,14 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 				const char *strategy, size_t len, char *err,
 				size_t errlen)
 {
+	return jobs_snapshot_start(inst, label, NULL, strategy, len, err,
+				   errlen);
+}
+
+int jobs_snapshot_start(struct bfs_instance *inst, const char *label,
+			const char *schedule, const char *strategy, size_t len,
+			char *err, size_t errlen)
+{
 	struct bfs_job *job;
 	uint64_t total = 0;
 	int ret;
@@ -618,6 +630,7 @@ int bfs_instance_snapshot_start(struct bfs_instance *inst, const char *label,
 	job->inst = inst;
 	job->kind = JOB_SNAPSHOT;
 	snprintf(job->label, sizeof(job->label), "%s", label);
+	snprintf(job->schedule, sizeof(job->schedule), "%s", schedule ?: "");
 	job->started = time(NULL);
 	job->t0 = engine_now();
 	job->phase_t0 = job->t0;

@@ -49,6 +49,8 @@ static int tree_dir_kind(const char *name, enum bfs_node_kind *dir,
 		{"backups", BFS_N_BACKUPS, BFS_N_BACKUP},
 		{"restore", BFS_N_RESTORE, BFS_N_RESTORE_FILE},
 		{"snapshots", BFS_N_SNAPSHOTS, BFS_N_SNAPSHOT},
+		{"schedules", BFS_N_SCHEDULES, BFS_N_SCHEDULE},
+		{"executions", BFS_N_EXECUTIONS, BFS_N_EXECUTION},
 		{"status", BFS_N_STATUS, BFS_N_STATUS},
 		{"events", BFS_N_EVENTS, BFS_N_EVENTS},
 	};
@@ -108,6 +110,8 @@ int bfs_node_is_dir(enum bfs_node_kind kind)
 	case BFS_N_BACKUPS:
 	case BFS_N_RESTORE:
 	case BFS_N_SNAPSHOTS:
+	case BFS_N_SCHEDULES:
+	case BFS_N_EXECUTIONS:
 		return 1;
 	default:
 		return 0;

@@ -14,6 +14,10 @@
  *   /instances/<id>/restore/<name>      BFS_N_RESTORE_FILE
  *   /instances/<id>/snapshots           BFS_N_SNAPSHOTS
  *   /instances/<id>/snapshots/<label>   BFS_N_SNAPSHOT
+ *   /instances/<id>/schedules           BFS_N_SCHEDULES
+ *   /instances/<id>/schedules/<name>    BFS_N_SCHEDULE
+ *   /instances/<id>/executions          BFS_N_EXECUTIONS
+ *   /instances/<id>/executions/<id>     BFS_N_EXECUTION
  *   /instances/<id>/status              BFS_N_STATUS
  *   /instances/<id>/events              BFS_N_EVENTS
  */
@@ -35,6 +39,10 @@ enum bfs_node_kind {
 	BFS_N_SNAPSHOT,
 	BFS_N_STATUS,
 	BFS_N_EVENTS,
+	BFS_N_SCHEDULES,
+	BFS_N_SCHEDULE,
+	BFS_N_EXECUTIONS,
+	BFS_N_EXECUTION,
 };
 
 struct bfs_path {

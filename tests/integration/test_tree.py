@@ -9,6 +9,7 @@ import stat
 import pytest
 
 INSTANCE_ENTRIES = {"backups": "dir", "restore": "dir", "snapshots": "dir",
+                    "schedules": "dir", "executions": "dir",
                     "status": "file", "events": "file"}
 BAD_NAMES = ["a\x01b", "vol1\n", "\x7f", "tab\tname", "esc\x1b[0m", "\x1f",
              "cr\r"]

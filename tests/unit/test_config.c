@@ -49,7 +49,28 @@ static void test_defaults_without_instances(void)
 	CHECK_EQ(load_text(GOOD_HEAD "}", &c, err, sizeof(err)), 0);
 	CHECK(c && json_is_object(c->instances));
 	CHECK(c && c->cache_bytes == BFS_DEFAULT_CACHE_BYTES);
+	CHECK(c && c->executions_keep == BFS_DEFAULT_EXECUTIONS_KEEP);
 	bfs_config_free(c);
+}
+
+static void test_executions_keep(void)
+{
+	static const char *const bad[] = {"0", "-1", "100001", "\"5\"", "1.5"};
+	struct bfs_config *c;
+	char err[512] = "", text[256];
+
+	CHECK_EQ(load_text(GOOD_HEAD ", \"executions_keep\": 3}", &c, err,
+			   sizeof(err)),
+		 0);
+	CHECK(c && c->executions_keep == 3);
+	bfs_config_free(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 GOOD_HEAD ", \"executions_keep\": %s}", bad[i]);
+		err[0] = 0;
+		CHECK_EQ(load_text(text, &c, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "executions_keep") != NULL);
+	}
 }
 
 static void test_syntax_error_names_line(void)
@@ -113,6 +134,7 @@ int main(void)
 		return 1;
 	RUN(test_good);
 	RUN(test_defaults_without_instances);
+	RUN(test_executions_keep);
 	RUN(test_syntax_error_names_line);
 	RUN(test_unknown_and_missing_keys);
 	RUN(test_missing_file);
