@@ -2,29 +2,16 @@
 /* The backend wrappers (name checks) and the local driver. */
 #include "backend.h"
 #include "check.h"
+#include "fixture.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_tree(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static struct bfs_backend *open_local(const char *path)
 {
@@ -39,15 +26,14 @@ static struct bfs_backend *open_local(const char *path)
 
 static struct bfs_backend *fresh(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-local-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
+	fx_make_tmpdir("local");
 	return open_local(tmpdir);
 }
 
 static void done(struct bfs_backend *be)
 {
 	bfs_backend_close(be);
-	rm_tree(tmpdir);
+	fx_rmtree(tmpdir);
 }
 
 static int put(struct bfs_backend *be, const char *name, const char *s)
@@ -174,8 +160,7 @@ static void test_open_config(void)
 	CHECK(be == NULL);
 
 	/* a missing directory is created, mode 0700 */
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-local-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
+	fx_make_tmpdir("local");
 	snprintf(path, sizeof(path), "%s/new/repo", tmpdir);
 	be = open_local(path);
 	CHECK(be != NULL);
@@ -454,7 +439,7 @@ static void test_info(void)
 		 -EOPNOTSUPP);
 	CHECK(be == NULL && strstr(err, "database_backups"));
 	json_decref(conf);
-	rm_tree(tmpdir);
+	fx_rmtree(tmpdir);
 }
 
 int main(void)

@@ -2,11 +2,11 @@
 /* The native repository on a local backend in a temporary directory. */
 #include "check.h"
 #include "codec.h"
+#include "fixture.h"
 #include "repo.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,66 +16,23 @@
 
 #define MIB (1u << 20)
 
-static char tmpdir[64];
-static const uint8_t master[BFS_KEY_LEN] = {
-	1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13, 14, 15, 16,
-	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-};
-
 /* Test fixture: a backend and an open repository. */
 struct fx {
 	struct bfs_backend *be;
 	struct bfs_repo *repo;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static struct bfs_backend *open_backend(void)
-{
-	struct bfs_backend *be = NULL;
-	char err[256];
-	json_t *conf;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-repo-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
-	conf = json_pack("{s:s,s:s}", "type", "local", "path", tmpdir);
-	CHECK_EQ(bfs_backend_open(conf, &be, err, sizeof(err)), 0);
-	json_decref(conf);
-	return be;
-}
-
 static void setup(struct fx *f)
 {
-	char err[256];
-
-	f->be = open_backend();
-	CHECK_EQ(bfs_repo_init(f->be, master), 0);
-	CHECK_EQ(bfs_repo_open(f->be, master, &f->repo, err, sizeof(err)), 0);
+	f->be = fx_backend("repo", NULL);
+	f->repo = fx_repo(f->be);
 }
 
 static void teardown(struct fx *f)
 {
 	bfs_repo_close(f->repo);
 	bfs_backend_close(f->be);
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Deterministic "random" bytes: incompressible for the codecs. */
-static void fill_random(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)(x >> 32);
-	}
+	fx_rm_tmpdir();
 }
 
 static void fill_text(uint8_t *p, size_t len)
@@ -189,7 +146,7 @@ static void test_init_open(void)
 static void test_open_bad_config(void)
 {
 	struct bfs_repo *repo = NULL;
-	struct bfs_backend *be = open_backend();
+	struct bfs_backend *be = fx_backend("repo", NULL);
 	const char *v2 = "{\"backupfs_repository\":2}";
 	char err[256];
 
@@ -201,7 +158,7 @@ static void test_open_bad_config(void)
 	CHECK(strstr(err, "format 2") != NULL);
 	CHECK(repo == NULL);
 	bfs_backend_close(be);
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tmpdir();
 }
 
 static void round_trip(struct fx *f, const uint8_t *data, uint32_t len,

@@ -1,52 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Schedules and executions: parsing, ids, and storage on a local repo. */
 #include "check.h"
+#include "fixture.h"
 #include "schedule.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-static const uint8_t master[BFS_KEY_LEN] = {
-	1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13, 14, 15, 16,
-	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-};
 
 struct fx {
 	struct bfs_backend *be;
 	struct bfs_repo *repo;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void setup(struct fx *f)
 {
-	char err[256];
-	json_t *conf;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-sched-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
-	conf = json_pack("{s:s,s:s}", "type", "local", "path", tmpdir);
-	CHECK_EQ(bfs_backend_open(conf, &f->be, err, sizeof(err)), 0);
-	json_decref(conf);
-	CHECK_EQ(bfs_repo_init(f->be, master), 0);
-	CHECK_EQ(bfs_repo_open(f->be, master, &f->repo, err, sizeof(err)), 0);
+	f->be = fx_backend("sched", NULL);
+	f->repo = fx_repo(f->be);
 }
 
 static void teardown(struct fx *f)
 {
 	bfs_repo_close(f->repo);
 	bfs_backend_close(f->be);
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tmpdir();
 }
 
 static int parse(const char *text, json_t **out, char *err, size_t errlen)
@@ -184,6 +163,7 @@ static void test_store(void)
 	CHECK_EQ(bfs_schedule_get(f.repo, "pg1", "h", &got), 0);
 	CHECK(!strcmp(json_string_value(json_object_get(got, "created_at")),
 		      "2001-09-09T01:46:40Z"));
+	json_decref(got);
 	/* replacing keeps created_at, moves updated_at */
 	CHECK_EQ(bfs_schedule_put(f.repo, "pg1", "h", s, 1000000600), 0);
 	CHECK_EQ(bfs_schedule_get(f.repo, "pg1", "h", &again), 0);

@@ -6,38 +6,19 @@
  * pipeline: tests/integration/test_trove_import.py).
  */
 #include "check.h"
+#include "fixture.h"
 #include "repo.h"
 #include "trove.h"
 #include "trove_import.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-
-static char tmpdir[64];
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void make_tmpdir(void)
-{
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-import-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
-}
-
-static void rm_tmpdir(void)
-{
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static char *path_of(const char *name)
 {
@@ -259,7 +240,7 @@ static void test_list_load(void)
 	char err[512];
 	FILE *f;
 
-	make_tmpdir();
+	fx_make_tmpdir("import");
 	CHECK_EQ(
 		bfs_trove_list_load(path_of("none.json"), &l, err, sizeof(err)),
 		-ENOENT);
@@ -277,7 +258,7 @@ static void test_list_load(void)
 	CHECK_EQ(bfs_trove_list_load(path_of("bad.json"), &l, err, sizeof(err)),
 		 -EINVAL);
 	CHECK(strstr(err, "bad.json") != NULL);
-	rm_tmpdir();
+	fx_rm_tmpdir();
 }
 
 /* ------------------------------------------------------------------ */
@@ -307,7 +288,7 @@ static void test_key_file(void)
 {
 	char err[512], *pass = NULL, big[BFS_TROVE_PASS_MAX + 2];
 
-	make_tmpdir();
+	fx_make_tmpdir("import");
 	CHECK_EQ(key_read("default_aes_cbc_key\n", 20, 0600, &pass, err,
 			  sizeof(err)),
 		 0);
@@ -345,7 +326,7 @@ static void test_key_file(void)
 	CHECK_EQ(bfs_trove_key_file_read(tmpdir, &pass, err, sizeof(err)),
 		 -EINVAL);
 	bfs_trove_pass_free(NULL);
-	rm_tmpdir();
+	fx_rm_tmpdir();
 }
 
 static void test_key_name(void)
@@ -387,8 +368,6 @@ static void test_key_name(void)
 #define TS_A  "2015-01-01T00:00:00Z"
 #define TS_B  "2015-01-02T00:00:00Z"
 #define PLAIN (300 * 1024)
-
-static const uint8_t master[BFS_KEY_LEN] = {7, 7, 7};
 
 struct run_fx {
 	struct bfs_backend *repo_be, *legacy;
@@ -562,7 +541,7 @@ static void test_run(void)
 	char err[256];
 	struct stat st;
 
-	make_tmpdir();
+	fx_make_tmpdir("import");
 	f.repo_be = open_dir("repo");
 	f.legacy = open_dir("legacy");
 	CHECK_EQ(bfs_repo_init(f.repo_be, master), 0);
@@ -593,7 +572,7 @@ static void test_run(void)
 	bfs_backend_close(f.repo_be);
 	bfs_backend_close(f.legacy);
 	free(f.plain);
-	rm_tmpdir();
+	fx_rm_tmpdir();
 }
 
 /* Without the key, a fresh repository cannot import the .enc one. */
@@ -602,7 +581,7 @@ static void test_run_no_key(void)
 	struct run_fx f = {0};
 	char err[256];
 
-	make_tmpdir();
+	fx_make_tmpdir("import");
 	f.repo_be = open_dir("repo");
 	f.legacy = open_dir("legacy");
 	CHECK_EQ(bfs_repo_init(f.repo_be, master), 0);
@@ -621,7 +600,7 @@ static void test_run_no_key(void)
 	bfs_backend_close(f.repo_be);
 	bfs_backend_close(f.legacy);
 	free(f.plain);
-	rm_tmpdir();
+	fx_rm_tmpdir();
 }
 
 int main(void)

@@ -9,21 +9,15 @@
  */
 #include "check.h"
 #include "codec.h"
+#include "fixture.h"
 #include "repo.h"
 #include "verify.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char tmpdir[64];
-static const uint8_t master[BFS_KEY_LEN] = {
-	9,  8,	7,  6,	5,  4,	3,  2,	1,  10, 11, 12, 13, 14, 15, 16,
-	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-};
 
 struct fx {
 	struct bfs_backend *be;
@@ -32,22 +26,10 @@ struct fx {
 	json_t *conf;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static void setup(struct fx *f, unsigned inflight)
 {
-	char err[256];
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bfs-test-verify-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
-	f->conf = json_pack("{s:s,s:s}", "type", "local", "path", tmpdir);
-	CHECK_EQ(bfs_backend_open(f->conf, &f->be, err, sizeof(err)), 0);
-	CHECK_EQ(bfs_repo_init(f->be, master), 0);
-	CHECK_EQ(bfs_repo_open(f->be, master, &f->repo, err, sizeof(err)), 0);
+	f->be = fx_backend("verify", &f->conf);
+	f->repo = fx_repo(f->be);
 	CHECK_EQ(bfs_verifier_new(f->repo, f->conf, tmpdir, inflight, &f->v),
 		 0);
 }
@@ -58,19 +40,7 @@ static void teardown(struct fx *f)
 	bfs_repo_close(f->repo);
 	bfs_backend_close(f->be);
 	json_decref(f->conf);
-	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void fill_random(uint8_t *p, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)(x >> 32);
-	}
+	fx_rm_tmpdir();
 }
 
 /* A backup of n chunks of the given sizes (seeded by i), stored; the
