@@ -1582,11 +1582,13 @@ def errno_of(fn, *args, **kw):
     return 0
 
 
-def create_job_file(path, data=None):
-    """Create path (O_CREAT), write data, close: 0 or the errno of the
-    first failing step (open, write or close)."""
+def create_job_file(path, data=None, trunc=False):
+    """Create path (O_CREAT, and O_TRUNC when trunc, as a shell's `>`
+    does), write data, close: 0 or the errno of the first failing step
+    (open, write or close)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if trunc else 0)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = os.open(path, flags, 0o644)
     except OSError as e:
         return e.errno
     err = 0

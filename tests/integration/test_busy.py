@@ -112,20 +112,7 @@ def second_restore(util, backup, dest):
     """Start a second restore: open, write a MiB of a backup, close."""
     with open(backup, "rb") as f:
         head = f.read(util.MiB)
-    try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except OSError as e:
-        return e.errno
-    err = 0
-    try:
-        os.write(fd, head)
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
-    return err
+    return util.create_job_file(dest, head, trunc=True)
 
 
 def require_observed(obs):

@@ -21,10 +21,8 @@ import io
 import json
 import os
 import random
-import shutil
 import tarfile
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 

@@ -10,10 +10,10 @@ import errno
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import create_job_file
 from faultproxy import FaultProxy
 
 SLOT_WAIT = 100  # a slot's execution is recorded this long after it
@@ -24,22 +24,8 @@ def sched(m, name, inst="vol1"):
 
 
 def write_file(path, data):
-    """open(O_WRONLY|O_CREAT|O_TRUNC), write, close: 0 or the errno of the
-    first failing step."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except OSError as e:
-        return e.errno
-    err = 0
-    try:
-        os.write(fd, data.encode())
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
-    return err
+    """What `echo DATA > path` does: 0 or the errno of the failing step."""
+    return create_job_file(path, data, trunc=True)
 
 
 def executions(m, inst="vol1"):
