@@ -895,6 +895,23 @@ class DbServer:
                 self.port = int(v)
             else:
                 setattr(self, name, v)
+        # what an interrupted earlier run left in the server's persistent
+        # directory is not this run's leftover (see leftovers())
+        self._old_leftovers = set(self._tagged_siblings())
+
+    def _tagged_siblings(self):
+        data = getattr(self, "data", None)
+        if not data or not os.path.isdir(os.path.dirname(data)):
+            return []
+        return [n for n in os.listdir(os.path.dirname(data))
+                if ".backupfs-" in n]
+
+    def leftovers(self):
+        """backupfs's staging, old or snapshot directories beside the
+        data directory (datastores/swap.c names them .backupfs-*) that
+        were not there when this object was made: sorted names."""
+        return sorted(n for n in self._tagged_siblings()
+                      if n not in self._old_leftovers)
 
     def script(self, cmd, timeout=SERVER_TIMEOUT):
         """`script cmd` for this instance: its Result."""

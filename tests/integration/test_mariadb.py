@@ -35,7 +35,6 @@ from pathlib import Path
 import pytest
 
 INST = "maria1"
-TAG = ".backupfs-"  # staging and old data directories (datastores/swap.c)
 
 
 # ---------------------------------------------------------------------------
@@ -78,11 +77,6 @@ def create_table_sql(srv, table):
     text = srv.sql("show create table %s" % table).split("\t", 1)[1]
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
-
-def leftovers(srv):
-    """Staging or old data directories beside the data directory."""
-    parent = Path(srv.data).parent
-    return sorted(n for n in os.listdir(parent) if TAG in n)
 
 
 def copy_errno(src, dst):
@@ -267,7 +261,7 @@ def test_native_snapshot_under_writer_restores_a_committed_prefix(
     for line in maria.sql("check table wr.orders, wr.order_lines").splitlines():
         assert line.endswith("OK"), line
     assert last_restore(util, inst)["state"] == "completed"
-    assert leftovers(maria) == []
+    assert maria.leftovers() == []
 
 
 @pytest.mark.bfs_timeout(600)
@@ -427,7 +421,7 @@ def test_corrupt_native_backup_refused_data_untouched(util, env, maria):
             "%s: %s" % (what, os.strerror(e) if e else "restored")
         assert "xbstream" in last_restore(util, inst)["error"], what
         assert shop_state(maria, "co_shop") == now, what
-        assert leftovers(maria) == [], what
+        assert maria.leftovers() == [], what
     assert util.status(inst)["state"] == "ACTIVE"
 
 
@@ -522,7 +516,7 @@ def test_restore_into_a_clone(util, env, maria, extra_server):
     assert copy_errno(m.backup(ts_n, INST),
                       m.inst("maria2") / "restore" / "n.xb") == 0
     assert shop_state(clone, "cl_shop") == want
-    assert leftovers(clone) == []
+    assert clone.leftovers() == []
     # the source is untouched
     assert shop_state(maria, "cl_shop") == want
 
@@ -554,7 +548,7 @@ def test_fresh_deployment_restores_from_key_and_backend(util, env, maria,
     fresh.sql("drop database fr_shop")
     assert copy_errno(m2.backup(ts_n, INST), inst / "restore" / "n") == 0
     assert shop_state(fresh, "fr_shop") == want
-    assert leftovers(fresh) == []
+    assert fresh.leftovers() == []
 
 
 # ---------------------------------------------------------------------------
@@ -593,7 +587,7 @@ def test_killed_native_restore_is_rolled_back(util, env, maria, tmp_path):
             assert time.monotonic() < deadline, "no health check"
             assert cp.poll() is None, cp.stderr.read()
             time.sleep(0.05)
-        swapped = leftovers(maria)
+        swapped = maria.leftovers()
         kill_daemon(util, m)
     finally:
         if mark.exists() and mark.read_text().strip():
@@ -611,7 +605,7 @@ def test_killed_native_restore_is_rolled_back(util, env, maria, tmp_path):
     m2 = env.mount()
     assert shop_state(maria, "ki_shop") == before
     assert maria.sql("select price from ki_shop.items limit 1") == "42"
-    assert leftovers(maria) == []
+    assert maria.leftovers() == []
     assert util.status(m2.inst(INST))["state"] == "ACTIVE"
     ev = [e for e in util.read_events(m2.inst(INST))
           if e.get("event", e.get("type")) == "backup.restore.error"]

@@ -92,11 +92,6 @@ def slots(srv):
     return out.split() if out else []
 
 
-def leftovers(srv):
-    """Staging, old or snapshot directories beside the data directory."""
-    parent = os.path.dirname(srv.data)
-    return [n for n in os.listdir(parent) if ".backupfs-" in n]
-
 
 def restore(util, m, ts, name="r1"):
     """cp backups/<ts> restore/<name>: the cp Result."""
@@ -183,7 +178,7 @@ def test_native_restore_reverts_changes(util, pg):
     assert st["last"]["restore"]["state"] == "completed"
     names = [e["event"] for e in util.read_events(m.inst("pg1"))]
     assert "backup.restore.start" in names and "backup.restore.end" in names
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
 
 
 def test_native_backup_under_writer_restores_a_committed_prefix(util, pg):
@@ -201,7 +196,7 @@ def test_native_backup_under_writer_restores_a_committed_prefix(util, pg):
     r = restore(util, m, ts)
     assert r.returncode == 0, r.describe()
     assert_committed_prefix(srv, db, low, high)
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
 
 
 def test_restore_into_a_running_cluster_keeps_it_answering(util, pg):
@@ -336,7 +331,7 @@ def test_corrupt_backup_fails_and_changes_nothing(util, pg, tmp_path,
         assert count(srv, db, "items") == 7, what
         last = util.status(m.inst("pg1"))["last"]["restore"]
         assert last["state"] == "failed" and last["error"], (what, last)
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
     assert util.status(m.inst("pg1"))["state"] == "ACTIVE"
 
 
@@ -384,7 +379,7 @@ def test_failed_health_check_puts_the_old_cluster_back(util, env, pg_server,
     assert "health check" in err, err
     assert count(srv, db, "items") == 0          # as before the restore
     assert srv.sql("select count(*) from made_later", db=db) == "0"
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
     assert util.status(m.inst("pg1"))["state"] == "ACTIVE"
 
 
@@ -433,13 +428,13 @@ def test_killed_restore_is_rolled_back_at_remount(util, env, pg_server,
                            m.inst("pg1") / "restore" / "doomed"],
                           stderr=subprocess.DEVNULL)
     wait_for(lambda: not flag.exists(), "the health check to start")
-    assert any(".backupfs-old-" in n for n in leftovers(srv))
+    assert any(".backupfs-old-" in n for n in srv.leftovers())
     kill_daemon(util, m)
     cp.wait(60)
     m2 = env.mount()
     # recovery at open: the old cluster is back and answering
     assert count(srv, db, "items") == 3
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
 
@@ -466,12 +461,12 @@ def test_restore_killed_while_staging_leaves_the_cluster_alone(
                            m.inst("pg1") / "restore" / "doomed"],
                           stderr=subprocess.DEVNULL)
     wait_for(gate.exists, "the extraction to start")
-    assert any(".backupfs-restore-" in n for n in leftovers(srv))
+    assert any(".backupfs-restore-" in n for n in srv.leftovers())
     kill_daemon(util, m)
     cp.wait(60)
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
     m2 = env.mount()
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
     assert count(srv, db, "items") == 4
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
 
@@ -503,7 +498,7 @@ def test_killed_snapshot_leaves_no_backup(util, env, pg_server, tmp_path):
     job = util.read_json(m2.inst("pg1") / "snapshots" / "doomed")
     assert job["state"] == "failed", job
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
 
 
 # ---- another instance, another host ------------------------------------
@@ -636,7 +631,7 @@ def test_btrfs_snapshot_under_writer_restores_a_committed_prefix(util,
     with tarfile.open(path) as t:
         names = set(t.getnames())
     assert "./PG_VERSION" in names and "./postmaster.pid" not in names
-    assert leftovers(srv) == []           # the snapshot went at once
+    assert srv.leftovers() == []           # the snapshot went at once
     r = restore(util, m, ts)
     assert r.returncode == 0, r.describe()
     # crash-consistent: recovery at start replays to a committed prefix
@@ -645,7 +640,7 @@ def test_btrfs_snapshot_under_writer_restores_a_committed_prefix(util,
     st = os.stat(srv.data)
     assert st.st_ino == 256, "not a subvolume root after the restore"
     util.snapshot_via_mount(m.inst("pg1"), "again", '{"snapshot": "btrfs"}')
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
 
 
 @pytest.mark.log_errors(r"(?i)interrupted")
@@ -666,11 +661,11 @@ def test_killed_btrfs_snapshot_is_removed_at_remount(util, env,
     assert util.create_job_file(m.inst("pg1") / "snapshots" / "doomed",
                                 '{"snapshot": "btrfs"}') == 0
     wait_for(gate.exists, "tar to start")
-    assert any(".backupfs-snap-" in n for n in leftovers(srv))
+    assert any(".backupfs-snap-" in n for n in srv.leftovers())
     kill_daemon(util, m)
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
     m2 = env.mount()
-    assert leftovers(srv) == []
+    assert srv.leftovers() == []
     assert m2.backups("pg1") == []
     assert util.status(m2.inst("pg1"))["state"] == "ACTIVE"
 
