@@ -11,7 +11,9 @@
  * a slot runs once and older ones never.  Slots before the schedule was
  * last written do not count.  A slot is claimed by creating its
  * execution record exclusively in the backend: of several daemons on one
- * backend exactly one creates it and runs the slot.
+ * backend exactly one creates it and runs the slot.  A claimed slot
+ * whose instance runs another job waits for it, until the schedule's
+ * next slot (struct sched_run).
  *
  * The thread only talks to the backend and starts jobs; FUSE operations
  * never wait for it.  A failing backend costs a warning and a retry at
@@ -33,9 +35,16 @@
 /* Running records of the same schedule looked at before a slot runs. */
 #define SCHED_PREV_CHECK 3
 
+/*
+ * A claimed slot.  It waits (strategy set) while the instance runs
+ * another job, such as another schedule's slot of the same minute or a
+ * restore, until the schedule's next slot; then its snapshot runs.
+ */
 struct sched_run {
 	struct bfs_instance *inst; /* borrowed */
 	json_t *rec;		   /* the execution record */
+	char *strategy;		   /* while waiting: the snapshot's (JSON) */
+	time_t give_up;		   /* while waiting: the next slot */
 	unsigned keep;
 	struct sched_run *next;
 };
@@ -165,8 +174,43 @@ out_free:
 
 /* ---- running executions ---- */
 
-/* 1 when the run's snapshot has ended (and was recorded), else 0. */
-static int sched_poll_one(struct engine_sched *s, struct sched_run *r)
+/* Start a waiting run's snapshot if the instance is free: 1 when the
+ * run has ended (failed, or skipped at its schedule's next slot), else
+ * 0. */
+static int sched_try_start(struct engine_sched *s, struct sched_run *r,
+			   time_t now)
+{
+	const char *id = sched_str(r->rec, "id");
+	const char *name = sched_str(r->rec, "schedule");
+	char err[1024] = "";
+	int ret;
+
+	ret = jobs_snapshot_start(r->inst, id, name, r->strategy,
+				  strlen(r->strategy), err, sizeof(err));
+	if (ret == -EBUSY && now < r->give_up)
+		return 0;
+	if (ret == -EBUSY) {
+		sched_finish(s, r->inst, r->rec, "skipped", NULL,
+			     "the instance ran another job until the "
+			     "schedule's next slot");
+		return 1;
+	}
+	if (ret) {
+		sched_finish(s, r->inst, r->rec, "failed", NULL,
+			     *err ? err : strerror(-ret));
+		return 1;
+	}
+	free(r->strategy);
+	r->strategy = NULL;
+	events_emit(r->inst, "schedule.execution.start",
+		    json_pack("{sssssO}", "schedule", name, "execution", id,
+			      "slot", json_object_get(r->rec, "slot")));
+	return 0;
+}
+
+/* 1 when the run has ended (and was recorded), else 0. */
+static int sched_poll_one(struct engine_sched *s, struct sched_run *r,
+			  time_t now)
 {
 	const char *id = sched_str(r->rec, "id");
 	const char *state;
@@ -175,6 +219,8 @@ static int sched_poll_one(struct engine_sched *s, struct sched_run *r)
 	json_t *snap;
 	int ret;
 
+	if (r->strategy)
+		return sched_try_start(s, r, now);
 	ret = bfs_instance_snapshot_show(r->inst, id, &text, &len);
 	if (ret == -ENOENT) {
 		sched_finish(s, r->inst, r->rec, "failed", NULL,
@@ -208,18 +254,42 @@ static int sched_poll_one(struct engine_sched *s, struct sched_run *r)
 	return 1;
 }
 
-static void sched_poll_runs(struct engine_sched *s)
+static void sched_run_free(struct sched_run *r)
+{
+	json_decref(r->rec);
+	free(r->strategy);
+	free(r);
+}
+
+static void sched_poll_runs(struct engine_sched *s, time_t now)
 {
 	struct sched_run **pp = &s->runs, *r;
 
 	while ((r = *pp)) {
-		if (!sched_poll_one(s, r)) {
+		if (!sched_poll_one(s, r, now)) {
 			pp = &r->next;
 			continue;
 		}
 		*pp = r->next;
-		json_decref(r->rec);
-		free(r);
+		sched_run_free(r);
+	}
+}
+
+/* Unmounting: a run still waiting for its instance will not start. */
+static void sched_drop_waiting(struct engine_sched *s)
+{
+	struct sched_run **pp = &s->runs, *r;
+
+	while ((r = *pp)) {
+		if (!r->strategy) {
+			pp = &r->next;
+			continue;
+		}
+		sched_finish(s, r->inst, r->rec, "skipped", NULL,
+			     "backupfs stopped while the slot waited for the "
+			     "instance");
+		*pp = r->next;
+		sched_run_free(r);
 	}
 }
 
@@ -283,14 +353,24 @@ static int sched_previous_running(struct engine_sched *s,
 	return running;
 }
 
+/* The slot after slot of sched: when a run still waiting gives up. */
+static time_t sched_next_slot(json_t *sched, time_t slot)
+{
+	struct bfs_cron cron;
+	time_t updated, next;
+
+	if (bfs_schedule_times(sched, &cron, &updated) ||
+	    bfs_cron_next(&cron, slot, &next))
+		return slot + 60;
+	return next;
+}
+
 static void sched_start(struct engine_sched *s, struct bfs_instance *inst,
-			const char *name, json_t *sched, json_t *rec)
+			const char *name, json_t *sched, json_t *rec,
+			time_t slot)
 {
 	const char *id = sched_str(rec, "id");
-	char err[1024] = "";
 	struct sched_run *r;
-	char *strategy;
-	int ret;
 
 	if (sched_previous_running(s, inst, name, id)) {
 		sched_finish(s, inst, rec, "skipped", NULL,
@@ -298,31 +378,26 @@ static void sched_start(struct engine_sched *s, struct bfs_instance *inst,
 		return;
 	}
 	r = calloc(1, sizeof(*r));
-	strategy = json_dumps(json_object_get(sched, "strategy"), JSON_COMPACT);
-	if (!r || !strategy) {
-		ret = -ENOMEM;
-	} else {
-		ret = jobs_snapshot_start(inst, id, name, strategy,
-					  strlen(strategy), err, sizeof(err));
-	}
-	free(strategy);
-	if (ret == -EBUSY) {
-		sched_finish(s, inst, rec, "skipped", NULL,
-			     *err ? err : "the instance is busy");
-	} else if (ret) {
-		sched_finish(s, inst, rec, "failed", NULL,
-			     *err ? err : strerror(-ret));
-	}
-	if (ret) {
+	if (r)
+		r->strategy = json_dumps(json_object_get(sched, "strategy"),
+					 JSON_COMPACT);
+	if (!r || !r->strategy) {
+		sched_finish(s, inst, rec, "failed", NULL, strerror(ENOMEM));
 		free(r);
 		return;
 	}
-	events_emit(inst, "schedule.execution.start",
-		    json_pack("{sssssO}", "schedule", name, "execution", id,
-			      "slot", json_object_get(rec, "slot")));
 	r->inst = inst;
 	r->rec = json_incref(rec);
+	r->give_up = sched_next_slot(sched, slot);
 	r->keep = (unsigned)json_integer_value(json_object_get(sched, "keep"));
+	if (sched_try_start(s, r, time(NULL))) {
+		sched_run_free(r);
+		return;
+	}
+	if (r->strategy)
+		bfs_info("execution '%s' of instance '%s' waits for the "
+			 "instance's running job to end",
+			 id, inst->id);
 	r->next = s->runs;
 	s->runs = r;
 }
@@ -362,7 +437,7 @@ static int sched_run_slot(struct engine_sched *s, struct bfs_instance *inst,
 	} else {
 		bfs_info("running execution '%s' of instance '%s'", id,
 			 inst->id);
-		sched_start(s, inst, name, sched, rec);
+		sched_start(s, inst, name, sched, rec, slot);
 	}
 	json_decref(rec);
 	return ret;
@@ -480,8 +555,10 @@ static void *sched_thread(void *arg)
 
 	sched_recover(s);
 	while (!sched_stopping(s, 0)) {
-		sched_poll_runs(s);
+		/* one now for both: a run waiting since the previous slot
+		 * gives up before the scan sees the next one */
 		now = time(NULL);
+		sched_poll_runs(s, now);
 		if (now - last >= SCHED_SCAN_SECS || now / 60 != last / 60) {
 			sched_scan(s, now);
 			last = now;
@@ -489,8 +566,9 @@ static void *sched_thread(void *arg)
 		sched_stopping(s, 1);
 	}
 	/* unmounting: let what we started end, and record it */
+	sched_drop_waiting(s);
 	while (s->runs) {
-		sched_poll_runs(s);
+		sched_poll_runs(s, time(NULL));
 		if (s->runs)
 			usleep(200 * 1000);
 	}

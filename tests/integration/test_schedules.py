@@ -392,6 +392,63 @@ def test_slot_skipped_while_previous_run_goes_on(util, env):
     assert not problems, problems
 
 
+@pytest.mark.backends("swift")  # a slow backend: the fault proxy's job
+@pytest.mark.bfs_timeout(420)
+def test_slot_waits_for_another_job(util, env):
+    """A hand-made snapshot whose manifest PUT is answered 40 s late
+    spans a slot that two schedules share: each run waits for the
+    instance (for the hand-made job, then for the other schedule's) and
+    completes in its slot; neither is skipped."""
+    fp = FaultProxy("http://127.0.0.1:8080")
+    fp.start()
+    try:
+        env.swift_auth["auth_url"] = fp.url + "/auth/v1.0"
+        env.backend_extra.update(timeout=150, deadline=300)
+        env.add_instance("vol1", tree="sample")
+        env.init()
+        m = env.mount()
+        wait_second_of_minute(5, 30)
+        slot = (int(time.time()) // 60 + 1) * 60
+        for name in ("hourly", "daily"):
+            assert write_file(sched(m, name), "* * * * *") == 0
+        wait_second_of_minute(45, 50)
+        assert time.time() < slot
+        fp.add_rule(method="PUT", path=r"manifests/vol1/", action="delay",
+                    delay=40, count=1)
+        by_hand = m.inst() / "snapshots" / "by-hand"
+        assert util.create_job_file(by_hand) == 0
+
+        def both_ended():
+            ends = {e["schedule"]: e for e in util.read_events(m.inst())
+                    if e["event"] in ("schedule.execution.end",
+                                      "schedule.execution.error")}
+            return ends if len(ends) == 2 else None
+        ends = wait_for("both runs of the slot", both_ended, 40 + SLOT_WAIT)
+        job = util.wait_job(by_hand)
+        assert job["state"] == "completed", job
+        events = util.read_events(m.inst())
+        hand_end = [e for e in events if e["event"] == "backup.create.end"
+                    and e.get("label") == "by-hand"]
+        assert len(hand_end) == 1, events
+        for name, e in ends.items():
+            assert e["event"] == "schedule.execution.end", ends
+            assert util.ts_epoch(e["slot"]) == slot, ends
+            rec = execution(m, e["execution"])
+            assert rec["state"] == "completed", rec
+            # it ran after the hand-made job, not beside it
+            assert rec["backup"] > job["backup"], (rec, job)
+            start, = [x for x in events
+                      if x["event"] == "schedule.execution.start"
+                      and x["schedule"] == name]
+            assert start["time"] >= hand_end[0]["time"], (start, hand_end)
+        assert len(set(ends[n]["backup"] for n in ends)) == 2, ends
+    finally:
+        # unmount while Swift is still reachable through the proxy
+        problems = [p for d in env.daemons for p in d.stop()]
+        fp.stop()
+    assert not problems, problems
+
+
 # ---- backupctl schedule / execution ----
 
 
