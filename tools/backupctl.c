@@ -1190,13 +1190,33 @@ static int cmd_verify(struct ctl *c, int argc, char **argv)
 
 /* ---- tables ---- */
 
+/* Open INSTANCE's datastore as the config describes it, without the
+ * engine (no recovery, no repository): -ENOENT when the config has no
+ * such instance. */
+static int ctl_open_datastore(struct ctl *c, const char *instance,
+			      struct bfs_datastore **ds, char *err,
+			      size_t errlen)
+{
+	json_t *conf = json_object_get(c->conf->instances, instance);
+	char dir[4096];
+
+	if (!conf) {
+		snprintf(err, errlen, "no instance '%s' in the config",
+			 instance);
+		return -ENOENT;
+	}
+	snprintf(dir, sizeof(dir), "%s/instances/%s", c->conf->state_dir,
+		 instance);
+	return bfs_datastore_open(instance, conf, dir, ds, err, errlen);
+}
+
 /* What a strategy's "tables" may name in INSTANCE, asked of the
  * database itself (no repository needed). */
 static int cmd_tables(struct ctl *c, int argc, char **argv)
 {
 	struct bfs_datastore *ds;
-	char dir[4096], err[1024] = "";
-	json_t *conf, *tables, *t;
+	char err[1024] = "";
+	json_t *tables, *t;
 	size_t i;
 	int ret;
 
@@ -1208,15 +1228,11 @@ static int cmd_tables(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: backupctl tables INSTANCE [--json]\n");
 		return EXIT_USAGE;
 	}
-	conf = json_object_get(c->conf->instances, argv[1]);
-	if (!conf) {
-		fprintf(stderr, "backupctl: no instance '%s' in the config\n",
-			argv[1]);
+	ret = ctl_open_datastore(c, argv[1], &ds, err, sizeof(err));
+	if (ret == -ENOENT) {
+		fprintf(stderr, "backupctl: %s\n", err);
 		return 1;
 	}
-	snprintf(dir, sizeof(dir), "%s/instances/%s", c->conf->state_dir,
-		 argv[1]);
-	ret = bfs_datastore_open(argv[1], conf, dir, &ds, err, sizeof(err));
 	if (!ret) {
 		ret = bfs_datastore_tables(ds, &tables, err, sizeof(err));
 		bfs_datastore_close(ds);
@@ -1414,6 +1430,26 @@ static json_t *ctl_schedule_view(json_t *sched)
 	return j;
 }
 
+/* Directly on the repository: a strategy is checked here when this
+ * host's config has the instance, as a mount would check it; else the
+ * daemon that runs the schedule checks it. */
+static int ctl_schedule_check_strategy(struct ctl *c, const char *instance,
+				       json_t *sched, char *err, size_t errlen)
+{
+	struct bfs_datastore *ds;
+	int ret;
+
+	ret = ctl_open_datastore(c, instance, &ds, err, errlen);
+	if (ret == -ENOENT && !json_object_get(c->conf->instances, instance))
+		return 0;
+	if (ret)
+		return ret;
+	ret = bfs_datastore_check_strategy(
+		ds, json_object_get(sched, "strategy"), err, errlen);
+	bfs_datastore_close(ds);
+	return ret;
+}
+
 static int ctl_schedule_create(struct ctl *c, struct ctl_sub *s, char **argv)
 {
 	char err[1024] = "", path[4096];
@@ -1439,6 +1475,12 @@ static int ctl_schedule_create(struct ctl *c, struct ctl_sub *s, char **argv)
 			 argv[2]);
 		json_decref(sched);
 		ret = -EINVAL;
+	}
+	if (!ret && !c->mount) {
+		ret = ctl_schedule_check_strategy(c, argv[1], sched, err,
+						  sizeof(err));
+		if (ret)
+			json_decref(sched);
 	}
 	if (ret) {
 		free(text);

@@ -492,6 +492,9 @@ def test_backupctl_schedule_commands(util, vol1):
     (["schedule", "create", "vol1", "bad", "@daily", "--keep", "x"], 2),
     (["schedule", "create", "vol1", "bad", "@daily", "--strategy", "{"], 2),
     (["schedule", "create", "vol1", "a..b", "@daily"], 1),
+    # the files datastore of vol1 in this host's config refuses it
+    (["schedule", "create", "vol1", "bad", "@daily", "--strategy",
+      '{"snapshot": "teleport"}'], 1),
     (["schedule", "create", "vol1", "only-name"], 2),
     (["schedule", "show", "vol1", "missing"], 1),
     (["schedule", "delete", "vol1", "missing"], 1),
