@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -423,6 +424,187 @@ static int cmd_snapshot(struct ctl *c, int argc, char **argv)
 	return ctl_snapshot_engine(c, argv[optind], lab, strategy);
 }
 
+/* ---- through a mount ---- */
+
+static void ctl_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	printf("%s\n", s ? s : "null");
+	free(s);
+}
+
+static int ctl_path(char *out, size_t len, struct ctl *c, const char *inst,
+		    const char *dir, const char *name)
+{
+	int n = snprintf(out, len, "%s/instances/%s/%s%s%s", c->mount, inst,
+			 dir, name ? "/" : "", name ? name : "");
+
+	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+/* Write text into a file under the mount: close() says whether it took. */
+static int ctl_mount_write(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len)
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+static json_t *ctl_mount_json(const char *path, int *err)
+{
+	json_t *j = json_load_file(path, 0, NULL);
+
+	*err = j ? 0 : errno ? -errno : -EIO;
+	return j;
+}
+
+static int ctl_fail(const char *what, const char *a, const char *b, int ret)
+{
+	fprintf(stderr, "backupctl: %s %s/%s: %s\n", what, a, b,
+		ret == -EINVAL ? "refused (see the daemon's log)"
+			       : strerror(-ret));
+	return 1;
+}
+
+/* A backup's user.backupfs.NAME under the mount: new string, or NULL
+ * when it has none. */
+static char *ctl_mount_xattr(const char *path, const char *name)
+{
+	char key[64], buf[256];
+	ssize_t n;
+
+	snprintf(key, sizeof(key), "user.backupfs.%s", name);
+	n = getxattr(path, key, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+static int ctl_cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in a directory under the mount, sorted, without dot entries
+ * and "latest" (backups/'s symlink): a NULL-terminated array. */
+static char **ctl_mount_names(const char *dir, int *err)
+{
+	size_t n = 0, cap = 16;
+	char **v = malloc(cap * sizeof(*v));
+	struct dirent *d;
+	DIR *dp;
+
+	*err = 0;
+	dp = opendir(dir);
+	if (!dp || !v) {
+		*err = dp ? -ENOMEM : -errno;
+		if (dp)
+			closedir(dp);
+		free(v);
+		return NULL;
+	}
+	while ((d = readdir(dp))) {
+		if (d->d_name[0] == '.' || !strcmp(d->d_name, "latest"))
+			continue;
+		if (n + 1 == cap) {
+			char **w = realloc(v, (cap *= 2) * sizeof(*v));
+
+			if (!w)
+				break;
+			v = w;
+		}
+		v[n++] = strdup(d->d_name);
+	}
+	closedir(dp);
+	v[n] = NULL;
+	qsort(v, n, sizeof(*v), ctl_cmp_names);
+	return v;
+}
+
+static void ctl_free_names(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* One backup as list prints it, read from its xattrs. */
+static void ctl_mount_list_one(const char *path, const char *ts, json_t *out)
+{
+	enum { LABEL, SIZE, DATASTORE, NKEYS = 7 };
+	static const char *const keys[NKEYS] = {
+		"label", "size",   "datastore", "format",
+		"id",	 "sha256", "parent",
+	};
+	char *v[NKEYS];
+	json_t *o, *x;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		v[i] = ctl_mount_xattr(path, keys[i]);
+	if (out) {
+		o = json_pack("{ss}", "timestamp", ts);
+		for (size_t i = 0; o && i < NKEYS; i++) {
+			if (!v[i])
+				x = json_null();
+			else if (i == SIZE)
+				x = json_integer(strtoll(v[i], NULL, 10));
+			else
+				x = json_string(v[i]);
+			json_object_set_new(o, keys[i], x);
+		}
+		json_array_append_new(out, o);
+	} else {
+		printf("%s  %12s  %-10s %s\n", ts, v[SIZE] ?: "?",
+		       v[DATASTORE] ?: "?", v[LABEL] ?: "");
+	}
+	for (size_t i = 0; i < NKEYS; i++)
+		free(v[i]);
+}
+
+/* list through the mount: what the daemon shows. */
+static int ctl_list_mount(struct ctl *c, const char *instance)
+{
+	char dir[4096], path[4096 + 64];
+	json_t *out = c->json && instance ? json_array() : NULL;
+	char **names;
+	int ret;
+
+	if (instance)
+		ret = ctl_path(dir, sizeof(dir), c, instance, "backups", NULL);
+	else if (snprintf(dir, sizeof(dir), "%s/instances", c->mount) <
+		 (int)sizeof(dir))
+		ret = 0;
+	else
+		ret = -ENAMETOOLONG;
+	names = ret ? NULL : ctl_mount_names(dir, &ret);
+	for (size_t i = 0; names && names[i]; i++) {
+		if (!instance) {
+			printf("%s\n", names[i]);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		ctl_mount_list_one(path, names[i], out);
+	}
+	ctl_free_names(names);
+	if (out && !ret)
+		ctl_print_json(out);
+	json_decref(out);
+	if (ret)
+		fprintf(stderr, "backupctl: listing %s failed: %s\n", dir,
+			strerror(-ret));
+	return ret ? 1 : 0;
+}
+
 /* ---- list, delete, gc ---- */
 
 static int ctl_print_name(const char *name, void *arg)
@@ -479,6 +661,8 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 
 	if (argc > 2)
 		return EXIT_USAGE;
+	if (c->mount)
+		return ctl_list_mount(c, argc == 2 ? argv[1] : NULL);
 	if (ctl_open_repo(c, &be, &repo))
 		return 1;
 	if (argc == 1) {
@@ -515,11 +699,22 @@ static int cmd_delete(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: backupctl delete INSTANCE TIMESTAMP\n");
 		return EXIT_USAGE;
 	}
-	if (ctl_open_repo(c, &be, &repo))
-		return 1;
-	ret = bfs_repo_manifest_delete(repo, argv[1], argv[2]);
-	bfs_repo_close(repo);
-	bfs_backend_close(be);
+	if (c->mount) {
+		char path[4096];
+
+		/* rm backups/TS: the daemon deletes it and says so in the
+		 * instance's events */
+		ret = ctl_path(path, sizeof(path), c, argv[1], "backups",
+			       argv[2]);
+		if (!ret && unlink(path))
+			ret = -errno;
+	} else {
+		if (ctl_open_repo(c, &be, &repo))
+			return 1;
+		ret = bfs_repo_manifest_delete(repo, argv[1], argv[2]);
+		bfs_repo_close(repo);
+		bfs_backend_close(be);
+	}
 	if (ret) {
 		fprintf(stderr, "backupctl: cannot delete %s/%s: %s\n", argv[1],
 			argv[2], strerror(-ret));
@@ -1371,55 +1566,6 @@ static json_t *ctl_schedule_input(const char *pattern, const struct ctl_sub *s,
 	return in;
 }
 
-static int ctl_path(char *out, size_t len, struct ctl *c, const char *inst,
-		    const char *dir, const char *name)
-{
-	int n = snprintf(out, len, "%s/instances/%s/%s%s%s", c->mount, inst,
-			 dir, name ? "/" : "", name ? name : "");
-
-	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
-}
-
-/* Write text into a file under the mount: close() says whether it took. */
-static int ctl_mount_write(const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	int fd, ret = 0;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len)
-		ret = -errno;
-	if (close(fd) && !ret)
-		ret = -errno;
-	return ret;
-}
-
-static json_t *ctl_mount_json(const char *path, int *err)
-{
-	json_t *j = json_load_file(path, 0, NULL);
-
-	*err = j ? 0 : errno ? -errno : -EIO;
-	return j;
-}
-
-static int ctl_fail(const char *what, const char *a, const char *b, int ret)
-{
-	fprintf(stderr, "backupctl: %s %s/%s: %s\n", what, a, b,
-		ret == -EINVAL ? "refused (see the daemon's log)"
-			       : strerror(-ret));
-	return 1;
-}
-
-static void ctl_print_json(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-
-	printf("%s\n", s ? s : "null");
-	free(s);
-}
-
 /* A stored schedule as shown (with next_execution_time): new. */
 static json_t *ctl_schedule_view(json_t *sched)
 {
@@ -1861,10 +2007,14 @@ static const char ctl_help_restore[] =
 static const char ctl_help_list[] =
 	"usage: backupctl --config FILE [--json] list [INSTANCE]\n\n"
 	"List the repository's instances, or INSTANCE's backups (--json:\n"
-	"timestamp, id, label, size, sha256, datastore, format, parent).\n";
+	"timestamp, id, label, size, sha256, datastore, format, parent).\n"
+	"With --mount: what the mount shows (its instances; the backups'\n"
+	"xattrs).\n";
 static const char ctl_help_delete[] =
 	"usage: backupctl --config FILE delete INSTANCE TIMESTAMP\n\n"
-	"Delete a backup (its manifest); gc reclaims its chunks.\n";
+	"Delete a backup (its manifest); gc reclaims its chunks.  With\n"
+	"--mount: rm of the backup's file, which the daemon reports as a\n"
+	"backup.delete.end event.\n";
 static const char ctl_help_verify[] =
 	"usage: backupctl --config FILE verify INSTANCE [TIMESTAMP | --all] "
 	"[--json]\n"

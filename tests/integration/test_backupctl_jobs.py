@@ -264,3 +264,40 @@ def test_restore_progress_bar_on_terminal(util, backed_up):
     assert p.returncode == 0, (p.stdout, out)
     text = out.decode("utf-8", "replace")
     assert "\r" in text and "[###" in text and "100.0%" in text, text
+
+
+# --- list and delete through the mount
+
+
+def test_list_through_mount_matches_repository(util, backed_up):
+    env, ts = backed_up
+    env.snapshot("vol1", label="second")
+    m = env.mount()
+    r = env.ctl("--mount", m.path, "list")
+    assert r.stdout.split() == ["vol1", "vol2"], r.stdout
+    via_mount = env.ctl("--mount", m.path, "list", "vol1").stdout
+    direct = env.ctl("list", "vol1").stdout
+    assert via_mount.split() == direct.split() and len(
+        via_mount.splitlines()) == 2, (via_mount, direct)
+    mine = json.loads(env.ctl("--mount", m.path, "--json", "list",
+                              "vol1").stdout)
+    repo = json.loads(env.ctl("--json", "list", "vol1").stdout)
+    keys = ("timestamp", "id", "label", "size", "sha256", "datastore",
+            "format")
+    assert [[b[k] for k in keys] for b in mine] == \
+        [[b[k] for k in keys] for b in repo], (mine, repo)
+    assert [b["label"] for b in mine] == ["first", "second"], mine
+
+
+def test_delete_through_mount_is_an_event(util, backed_up):
+    env, ts = backed_up
+    m = env.mount()
+    r = env.ctl("--mount", m.path, "delete", "vol1", ts)
+    assert ts in r.stdout, r.describe()
+    assert ts not in m.backups("vol1")
+    assert env.ctl("list", "vol1").stdout == ""
+    ends = [e for e in util.read_events(m.inst("vol1"))
+            if e["event"] == "backup.delete.end"]
+    assert [e["backup"] for e in ends] == [ts], ends
+    r = env.ctl("--mount", m.path, "delete", "vol1", ts, check=False)
+    assert r.returncode == 1 and "No such file" in r.stderr, r.describe()
