@@ -170,6 +170,10 @@ int ds_service_health(const struct ds_exec *x, const struct ds_service *svc,
  */
 int ds_conf_str(json_t *conf, const char *key, const char *dflt, char **out);
 
+/* conf["port"] (1..65535) as the decimal string the tools take in out
+ * (8 bytes), left as it is when absent; -EINVAL for anything else. */
+int ds_conf_port(json_t *conf, char out[8]);
+
 /* Copy a JSON array of strings into a NULL-terminated argv (new). */
 int ds_argv_from_json(json_t *arr, char ***out);
 void ds_argv_free(char **argv);

@@ -59,6 +59,19 @@ int ds_conf_str(json_t *conf, const char *key, const char *dflt, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+int ds_conf_port(json_t *conf, char out[8])
+{
+	json_t *v = json_object_get(conf, "port");
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > 65535)
+		return -EINVAL;
+	snprintf(out, 8, "%d", (int)json_integer_value(v));
+	return 0;
+}
+
 int ds_argv_from_json(json_t *arr, char ***out)
 {
 	char **argv;

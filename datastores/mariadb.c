@@ -427,17 +427,6 @@ static void mdb_close(struct bfs_datastore *ds)
 	free(m);
 }
 
-static int mdb_parse_port(struct mdb_ds *m, json_t *v)
-{
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > 65535)
-		return -EINVAL;
-	snprintf(m->port, sizeof(m->port), "%d", (int)json_integer_value(v));
-	return 0;
-}
-
 static int mdb_parse_password(struct mdb_ds *m, json_t *conf, char *err,
 			      size_t errlen)
 {
@@ -480,7 +469,7 @@ static int mdb_parse_conf(struct mdb_ds *m, const char *instance, json_t *conf,
 		bad = "\"socket\" (an absolute path)";
 	else if (m->host && json_object_get(conf, "socket"))
 		bad = "\"socket\" or \"host\", not both,";
-	else if (mdb_parse_port(m, json_object_get(conf, "port")))
+	else if (ds_conf_port(conf, m->port))
 		bad = "\"port\" (1 to 65535)";
 	else if (ds_conf_str(conf, "user", "root", &m->user) ||
 		 m->user[0] == '-')

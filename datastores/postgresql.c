@@ -194,17 +194,6 @@ static void pg_close(struct bfs_datastore *ds)
 	free(pg);
 }
 
-static int pg_parse_port(struct pg_ds *pg, json_t *v)
-{
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > 65535)
-		return -EINVAL;
-	snprintf(pg->port, sizeof(pg->port), "%d", (int)json_integer_value(v));
-	return 0;
-}
-
 /*
  * The password, if any, from a file checked like every secret file; the
  * tools get it in PGPASSWORD (their environment, never argv or a log).
@@ -242,7 +231,7 @@ static int pg_parse_conf(struct pg_ds *pg, const char *instance, json_t *conf,
 		bad = "\"bin_dir\"";
 	else if (ds_conf_str(conf, "host", NULL, &pg->host))
 		bad = "\"host\"";
-	else if (pg_parse_port(pg, json_object_get(conf, "port")))
+	else if (ds_conf_port(conf, pg->port))
 		bad = "\"port\" (1 to 65535)";
 	else if (ds_conf_str(conf, "user", "postgres", &pg->user))
 		bad = "\"user\"";

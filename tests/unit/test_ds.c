@@ -286,6 +286,43 @@ static int parse(const char *text, struct ds_strategy *s, char *err,
 	return rc;
 }
 
+/* The config readers the drivers share: strings and ports. */
+static void test_conf_readers(void)
+{
+	json_t *c = json_loads("{\"user\": \"pg\", \"empty\": \"\", "
+			       "\"n\": 5, \"port\": 5433}",
+			       0, NULL);
+	json_t *bad;
+	char port[8] = "";
+	char *v;
+
+	CHECK_EQ(ds_conf_str(c, "user", "x", &v), 0);
+	CHECK(v && !strcmp(v, "pg"));
+	free(v);
+	CHECK_EQ(ds_conf_str(c, "missing", "dflt", &v), 0);
+	CHECK(v && !strcmp(v, "dflt"));
+	free(v);
+	CHECK_EQ(ds_conf_str(c, "missing", NULL, &v), 0);
+	CHECK(v == NULL);
+	CHECK_EQ(ds_conf_str(c, "empty", NULL, &v), -EINVAL);
+	CHECK_EQ(ds_conf_str(c, "n", NULL, &v), -EINVAL);
+	CHECK_EQ(ds_conf_port(c, port), 0);
+	CHECK(!strcmp(port, "5433"));
+	const char *refused[] = {"{\"port\": 0}", "{\"port\": 65536}",
+				 "{\"port\": \"5432\"}", "{\"port\": 54.5}"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		bad = json_loads(refused[i], 0, NULL);
+		CHECK_EQ(ds_conf_port(bad, port), -EINVAL);
+		json_decref(bad);
+	}
+	CHECK(!strcmp(port, "5433"));
+	bad = json_object();
+	CHECK_EQ(ds_conf_port(bad, port), 0); /* absent: left as it is */
+	CHECK(!strcmp(port, "5433"));
+	json_decref(bad);
+	json_decref(c);
+}
+
 static void test_strategy_defaults_and_values(void)
 {
 	struct ds_strategy s;
@@ -684,6 +721,7 @@ int main(void)
 	RUN(test_exec_prefix);
 	RUN(test_shell_quote);
 	RUN(test_secret_file);
+	RUN(test_conf_readers);
 	RUN(test_strategy_defaults_and_values);
 	RUN(test_strategy_rejects);
 	RUN(test_service_parse);
