@@ -426,7 +426,7 @@ static int cmd_snapshot(struct ctl *c, int argc, char **argv)
 
 /* ---- through a mount ---- */
 
-static void ctl_print_json(json_t *j)
+void ctl_print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 
@@ -434,8 +434,8 @@ static void ctl_print_json(json_t *j)
 	free(s);
 }
 
-static int ctl_path(char *out, size_t len, struct ctl *c, const char *inst,
-		    const char *dir, const char *name)
+int ctl_path(char *out, size_t len, struct ctl *c, const char *inst,
+	     const char *dir, const char *name)
 {
 	int n = snprintf(out, len, "%s/instances/%s/%s%s%s", c->mount, inst,
 			 dir, name ? "/" : "", name ? name : "");
@@ -444,7 +444,7 @@ static int ctl_path(char *out, size_t len, struct ctl *c, const char *inst,
 }
 
 /* Write text into a file under the mount: close() says whether it took. */
-static int ctl_mount_write(const char *path, const char *text)
+int ctl_mount_write(const char *path, const char *text)
 {
 	size_t len = strlen(text);
 	int fd, ret = 0;
@@ -459,7 +459,7 @@ static int ctl_mount_write(const char *path, const char *text)
 	return ret;
 }
 
-static json_t *ctl_mount_json(const char *path, int *err)
+json_t *ctl_mount_json(const char *path, int *err)
 {
 	json_t *j = json_load_file(path, 0, NULL);
 
@@ -467,7 +467,7 @@ static json_t *ctl_mount_json(const char *path, int *err)
 	return j;
 }
 
-static int ctl_fail(const char *what, const char *a, const char *b, int ret)
+int ctl_fail(const char *what, const char *a, const char *b, int ret)
 {
 	fprintf(stderr, "backupctl: %s %s/%s: %s\n", what, a, b,
 		ret == -EINVAL ? "refused (see the daemon's log)"
@@ -490,52 +490,45 @@ static char *ctl_mount_xattr(const char *path, const char *name)
 	return strdup(buf);
 }
 
+int ctl_name_collect(const char *name, void *arg)
+{
+	return json_array_append_new(arg, json_string(name)) ? -ENOMEM : 0;
+}
+
 static int ctl_cmp_names(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(json_string_value(*(json_t *const *)a),
+		      json_string_value(*(json_t *const *)b));
 }
 
-/* The names in a directory under the mount, sorted, without dot entries
- * and "latest" (backups/'s symlink): a NULL-terminated array. */
-static char **ctl_mount_names(const char *dir, int *err)
+int ctl_mount_names(const char *dir, json_t *names)
 {
-	size_t n = 0, cap = 16;
-	char **v = malloc(cap * sizeof(*v));
 	struct dirent *d;
+	json_t **v;
+	size_t n;
 	DIR *dp;
+	int ret = 0;
 
-	*err = 0;
 	dp = opendir(dir);
-	if (!dp || !v) {
-		*err = dp ? -ENOMEM : -errno;
-		if (dp)
-			closedir(dp);
-		free(v);
-		return NULL;
-	}
-	while ((d = readdir(dp))) {
-		if (d->d_name[0] == '.' || !strcmp(d->d_name, "latest"))
-			continue;
-		if (n + 1 == cap) {
-			char **w = realloc(v, (cap *= 2) * sizeof(*v));
-
-			if (!w)
-				break;
-			v = w;
-		}
-		v[n++] = strdup(d->d_name);
-	}
+	if (!dp)
+		return -errno;
+	while (!ret && (d = readdir(dp)))
+		if (d->d_name[0] != '.')
+			ret = ctl_name_collect(d->d_name, names);
 	closedir(dp);
-	v[n] = NULL;
+	/* sort in place: the array's own slots, as jansson keeps them */
+	n = json_array_size(names);
+	v = malloc((n ?: 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(names, i));
 	qsort(v, n, sizeof(*v), ctl_cmp_names);
-	return v;
-}
-
-static void ctl_free_names(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
+	json_array_clear(names);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(names, v[i]);
 	free(v);
+	return ret;
 }
 
 /* One backup as list prints it, read from its xattrs. */
@@ -576,7 +569,8 @@ static int ctl_list_mount(struct ctl *c, const char *instance)
 {
 	char dir[4096], path[4096 + 64];
 	json_t *out = c->json && instance ? json_array() : NULL;
-	char **names;
+	json_t *names = json_array(), *v;
+	size_t i;
 	int ret;
 
 	if (instance)
@@ -586,16 +580,22 @@ static int ctl_list_mount(struct ctl *c, const char *instance)
 		ret = 0;
 	else
 		ret = -ENAMETOOLONG;
-	names = ret ? NULL : ctl_mount_names(dir, &ret);
-	for (size_t i = 0; names && names[i]; i++) {
+	if (!ret)
+		ret = names ? ctl_mount_names(dir, names) : -ENOMEM;
+	json_array_foreach(names, i, v)
+	{
+		const char *name = json_string_value(v);
+
 		if (!instance) {
-			printf("%s\n", names[i]);
+			printf("%s\n", name);
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		ctl_mount_list_one(path, names[i], out);
+		if (!strcmp(name, "latest")) /* the symlink to the newest */
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		ctl_mount_list_one(path, name, out);
 	}
-	ctl_free_names(names);
+	json_decref(names);
 	if (out && !ret)
 		ctl_print_json(out);
 	json_decref(out);
@@ -1022,11 +1022,6 @@ static int ctl_targets_of(struct bfs_repo *repo, const char *instance,
 	return 0;
 }
 
-static int ctl_name_collect(const char *name, void *arg)
-{
-	return json_array_append_new(arg, json_string(name)) ? -ENOMEM : 0;
-}
-
 /* Every backup of every instance. */
 static int ctl_targets_all(struct bfs_repo *repo, struct ctl_targets *t)
 {
@@ -1388,9 +1383,8 @@ static int cmd_verify(struct ctl *c, int argc, char **argv)
 /* Open INSTANCE's datastore as the config describes it, without the
  * engine (no recovery, no repository): -ENOENT when the config has no
  * such instance. */
-static int ctl_open_datastore(struct ctl *c, const char *instance,
-			      struct bfs_datastore **ds, char *err,
-			      size_t errlen)
+int ctl_open_datastore(struct ctl *c, const char *instance,
+		       struct bfs_datastore **ds, char *err, size_t errlen)
 {
 	json_t *conf = json_object_get(c->conf->instances, instance);
 	char dir[4096];
@@ -1450,520 +1444,6 @@ static int cmd_tables(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
-/* ---- schedule, execution ---- */
-
-static const char ctl_schedule_help[] =
-	"usage: backupctl schedule create INSTANCE NAME PATTERN "
-	"[--strategy JSON]\n"
-	"                                 [--keep N] [--description TEXT]\n"
-	"       backupctl schedule list [INSTANCE] [--json]\n"
-	"       backupctl schedule show INSTANCE NAME\n"
-	"       backupctl schedule delete INSTANCE NAME\n\n"
-	"Schedules are stored in the repository: every backupfs mounting it\n"
-	"runs them (each slot once).  PATTERN is a 5-field cron pattern (UTC)\n"
-	"or @hourly, @daily, @weekly, @monthly, @yearly; --keep N keeps the\n"
-	"schedule's newest N backups (0: all).  Works on the repository, or\n"
-	"with --mount DIR on the files under the mount.\n"
-	"exit status: 0 success, 1 failure (refused pattern, no such "
-	"schedule),\n"
-	"             2 usage error\n";
-
-static const char ctl_execution_help[] =
-	"usage: backupctl execution list INSTANCE [--schedule NAME] [--json]\n"
-	"       backupctl execution delete INSTANCE ID\n\n"
-	"The executions of an instance's schedules, newest first: id, state\n"
-	"(running, completed, failed, skipped), slot and output (the backup's\n"
-	"timestamp or the error).\n"
-	"exit status: 0 success, 1 failure (no such execution, running), 2 "
-	"usage error\n";
-
-static int ctl_sub_usage(const char *help, int ok)
-{
-	fputs(help, ok ? stdout : stderr);
-	return ok ? 0 : EXIT_USAGE;
-}
-
-/* Options after a subcommand: --json, --help, and those of create/list. */
-struct ctl_sub {
-	const char *strategy;
-	const char *description;
-	const char *schedule;
-	long keep;
-	int help;
-};
-
-static int ctl_sub_parse(struct ctl *c, struct ctl_sub *s, int *argc,
-			 char **argv)
-{
-	static const struct option opts[] = {
-		{"strategy", required_argument, NULL, 's'},
-		{"keep", required_argument, NULL, 'k'},
-		{"description", required_argument, NULL, 'd'},
-		{"schedule", required_argument, NULL, 'S'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	char *end;
-	int o, n = 0;
-
-	memset(s, 0, sizeof(*s));
-	s->keep = -1;
-	optind = 0; /* GNU getopt permutes: operands may follow options */
-	while ((o = getopt_long(*argc, argv, "h", opts, NULL)) != -1) {
-		if (o == 's') {
-			s->strategy = optarg;
-		} else if (o == 'k') {
-			errno = 0;
-			s->keep = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || s->keep < 0) {
-				fprintf(stderr, "backupctl: --keep wants a "
-						"number >= 0\n");
-				return -1;
-			}
-		} else if (o == 'd') {
-			s->description = optarg;
-		} else if (o == 'S') {
-			s->schedule = optarg;
-		} else if (o == 'j') {
-			c->json = 1;
-		} else if (o == 'h') {
-			s->help = 1;
-		} else {
-			return -1;
-		}
-	}
-	for (int i = optind; i < *argc; i++)
-		argv[1 + n++] = argv[i];
-	*argc = 1 + n;
-	return 0;
-}
-
-static json_t *ctl_schedule_input(const char *pattern, const struct ctl_sub *s,
-				  char *err, size_t errlen)
-{
-	json_error_t jerr;
-	json_t *in, *st;
-
-	in = json_pack("{ss}", "pattern", pattern);
-	if (!in)
-		return NULL;
-	if (s->strategy) {
-		st = json_loads(s->strategy, 0, &jerr);
-		if (!st) {
-			snprintf(err, errlen, "--strategy is not JSON: %s",
-				 jerr.text);
-			json_decref(in);
-			return NULL;
-		}
-		json_object_set_new(in, "strategy", st);
-	}
-	if (s->keep >= 0)
-		json_object_set_new(in, "keep", json_integer(s->keep));
-	if (s->description)
-		json_object_set_new(in, "description",
-				    json_string(s->description));
-	return in;
-}
-
-/* A stored schedule as shown (with next_execution_time): new. */
-static json_t *ctl_schedule_view(json_t *sched)
-{
-	char *text = bfs_schedule_render(sched, time(NULL));
-	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-
-	free(text);
-	return j;
-}
-
-/* Directly on the repository: a strategy is checked here when this
- * host's config has the instance, as a mount would check it; else the
- * daemon that runs the schedule checks it. */
-static int ctl_schedule_check_strategy(struct ctl *c, const char *instance,
-				       json_t *sched, char *err, size_t errlen)
-{
-	struct bfs_datastore *ds;
-	int ret;
-
-	ret = ctl_open_datastore(c, instance, &ds, err, errlen);
-	if (ret == -ENOENT && !json_object_get(c->conf->instances, instance))
-		return 0;
-	if (ret)
-		return ret;
-	ret = bfs_datastore_check_strategy(
-		ds, json_object_get(sched, "strategy"), err, errlen);
-	bfs_datastore_close(ds);
-	return ret;
-}
-
-static int ctl_schedule_create(struct ctl *c, struct ctl_sub *s, char **argv)
-{
-	char err[1024] = "", path[4096];
-	struct bfs_backend *be;
-	struct bfs_repo *repo;
-	json_t *in, *sched, *got = NULL;
-	char *text;
-	int ret;
-
-	in = ctl_schedule_input(argv[3], s, err, sizeof(err));
-	if (!in) {
-		fprintf(stderr, "backupctl: %s\n",
-			*err ? err : "out of memory");
-		return EXIT_USAGE;
-	}
-	text = json_dumps(in, JSON_COMPACT);
-	json_decref(in);
-	if (!text)
-		return 1;
-	ret = bfs_schedule_parse(text, strlen(text), &sched, err, sizeof(err));
-	if (!ret && !bfs_schedule_name_ok(argv[2])) {
-		snprintf(err, sizeof(err), "invalid schedule name '%s'",
-			 argv[2]);
-		json_decref(sched);
-		ret = -EINVAL;
-	}
-	if (!ret && !c->mount) {
-		ret = ctl_schedule_check_strategy(c, argv[1], sched, err,
-						  sizeof(err));
-		if (ret)
-			json_decref(sched);
-	}
-	if (ret) {
-		free(text);
-		fprintf(stderr, "backupctl: %s\n", err);
-		return 1;
-	}
-	if (c->mount) {
-		json_decref(sched);
-		ret = ctl_path(path, sizeof(path), c, argv[1], "schedules",
-			       argv[2]);
-		if (!ret)
-			ret = ctl_mount_write(path, text);
-		free(text);
-		if (ret)
-			return ctl_fail("cannot create schedule", argv[1],
-					argv[2], ret);
-		got = ctl_mount_json(path, &ret);
-	} else {
-		free(text);
-		if (ctl_open_repo(c, &be, &repo)) {
-			json_decref(sched);
-			return 1;
-		}
-		ret = bfs_schedule_put(repo, argv[1], argv[2], sched,
-				       time(NULL));
-		if (!ret && !bfs_schedule_get(repo, argv[1], argv[2], &sched))
-			got = ctl_schedule_view(sched);
-		json_decref(sched);
-		bfs_repo_close(repo);
-		bfs_backend_close(be);
-		if (ret)
-			return ctl_fail("cannot create schedule", argv[1],
-					argv[2], ret);
-	}
-	if (c->json && got)
-		ctl_print_json(got);
-	else if (got)
-		printf("schedule %s/%s: %s, next %s\n", argv[1], argv[2],
-		       json_string_value(json_object_get(got, "pattern")),
-		       json_string_value(
-			       json_object_get(got, "next_execution_time"))
-			       ?: "never");
-	json_decref(got);
-	return 0;
-}
-
-/* One instance's schedules appended to out (views). */
-static int ctl_schedules_of(struct ctl *c, struct bfs_repo *repo,
-			    const char *inst, json_t *out)
-{
-	char path[4096];
-	json_t *names = json_array(), *v, *s;
-	size_t i;
-	int ret = 0;
-
-	if (!names)
-		return -ENOMEM;
-	if (c->mount) {
-		struct dirent *d;
-		DIR *dir;
-
-		ret = ctl_path(path, sizeof(path), c, inst, "schedules", NULL);
-		dir = ret ? NULL : opendir(path);
-		if (!dir)
-			ret = ret ? ret : -errno;
-		while (dir && (d = readdir(dir)))
-			if (d->d_name[0] != '.')
-				json_array_append_new(names,
-						      json_string(d->d_name));
-		if (dir)
-			closedir(dir);
-	} else {
-		ret = bfs_schedule_list(repo, inst, ctl_name_collect, names);
-	}
-	json_array_foreach(names, i, v)
-	{
-		const char *name = json_string_value(v);
-		int err;
-
-		if (c->mount) {
-			ctl_path(path, sizeof(path), c, inst, "schedules",
-				 name);
-			s = ctl_mount_json(path, &err);
-		} else {
-			json_t *raw;
-
-			err = bfs_schedule_get(repo, inst, name, &raw);
-			s = err ? NULL : ctl_schedule_view(raw);
-			json_decref(raw);
-		}
-		if (s)
-			json_array_append_new(out, s);
-		else
-			fprintf(stderr, "backupctl: schedule %s/%s: %s\n", inst,
-				name, strerror(err ? -err : ENOMEM));
-	}
-	json_decref(names);
-	return ret;
-}
-
-static int ctl_schedule_list(struct ctl *c, int argc, char **argv)
-{
-	struct bfs_backend *be = NULL;
-	struct bfs_repo *repo = NULL;
-	json_t *insts = json_array(), *out = json_array(), *v;
-	const char *id;
-	size_t i;
-	int ret = 0;
-
-	if (!insts || !out)
-		return 1;
-	if (!c->mount && ctl_open_repo(c, &be, &repo))
-		return 1;
-	if (argc == 3) {
-		json_array_append_new(insts, json_string(argv[2]));
-	} else {
-		json_t *conf;
-
-		if (repo)
-			ret = bfs_repo_list_instances(repo, ctl_name_collect,
-						      insts);
-		json_object_foreach(c->conf->instances, id, conf)
-		{
-			int seen = 0;
-
-			json_array_foreach(insts, i, v) seen |=
-				!strcmp(json_string_value(v), id);
-			if (!seen)
-				json_array_append_new(insts, json_string(id));
-		}
-	}
-	json_array_foreach(insts, i, v)
-	{
-		int r = ctl_schedules_of(c, repo, json_string_value(v), out);
-
-		if (r && r != -ENOENT)
-			ret = r;
-	}
-	if (c->json) {
-		ctl_print_json(out);
-	} else {
-		json_array_foreach(out, i, v) printf(
-			"%-16s %-20s %-20s next %s keep %lld\n",
-			json_string_value(json_object_get(v, "instance")),
-			json_string_value(json_object_get(v, "name")),
-			json_string_value(json_object_get(v, "pattern")),
-			json_string_value(
-				json_object_get(v, "next_execution_time"))
-				?: "never",
-			(long long)json_integer_value(
-				json_object_get(v, "keep")));
-	}
-	json_decref(insts);
-	json_decref(out);
-	if (repo) {
-		bfs_repo_close(repo);
-		bfs_backend_close(be);
-	}
-	if (ret)
-		fprintf(stderr, "backupctl: listing schedules failed: %s\n",
-			strerror(-ret));
-	return ret ? 1 : 0;
-}
-
-/* show and delete, of a schedule or an execution */
-static int ctl_record_op(struct ctl *c, char **argv, int execution, int del)
-{
-	const char *dir = execution ? "executions" : "schedules";
-	const char *what = execution ? "execution" : "schedule";
-	struct bfs_backend *be;
-	struct bfs_repo *repo;
-	char path[4096], msg[64];
-	json_t *j = NULL;
-	int ret;
-
-	if (c->mount) {
-		ret = ctl_path(path, sizeof(path), c, argv[1], dir, argv[2]);
-		if (!ret && del)
-			ret = unlink(path) ? -errno : 0;
-		else if (!ret)
-			j = ctl_mount_json(path, &ret);
-	} else {
-		if (ctl_open_repo(c, &be, &repo))
-			return 1;
-		if (del && execution) {
-			ret = bfs_execution_get(repo, argv[1], argv[2], &j);
-			if (!ret && !strcmp(json_string_value(
-						    json_object_get(j, "state"))
-						    ?: "",
-					    "running"))
-				ret = -EBUSY;
-			if (!ret || ret == -EIO)
-				ret = bfs_execution_delete(repo, argv[1],
-							   argv[2]);
-		} else if (del) {
-			ret = bfs_schedule_delete(repo, argv[1], argv[2]);
-		} else {
-			json_t *raw = NULL;
-
-			ret = bfs_schedule_get(repo, argv[1], argv[2], &raw);
-			j = ret ? NULL : ctl_schedule_view(raw);
-			json_decref(raw);
-		}
-		bfs_repo_close(repo);
-		bfs_backend_close(be);
-	}
-	if (ret) {
-		snprintf(msg, sizeof(msg), "cannot %s %s",
-			 del ? "delete" : "show", what);
-		json_decref(j);
-		return ctl_fail(msg, argv[1], argv[2], ret);
-	}
-	if (del)
-		printf("deleted %s %s/%s\n", what, argv[1], argv[2]);
-	else
-		ctl_print_json(j);
-	json_decref(j);
-	return 0;
-}
-
-static int cmd_schedule(struct ctl *c, int argc, char **argv)
-{
-	struct ctl_sub s;
-	const char *sub;
-
-	if (ctl_sub_parse(c, &s, &argc, argv))
-		return ctl_sub_usage(ctl_schedule_help, 0);
-	if (s.help)
-		return ctl_sub_usage(ctl_schedule_help, 1);
-	sub = argc > 1 ? argv[1] : "";
-	/* argv[1] is the subcommand: shift it off for the helpers */
-	if (!strcmp(sub, "create") && argc == 5)
-		return ctl_schedule_create(c, &s, argv + 1);
-	if (!strcmp(sub, "list") && argc <= 3)
-		return ctl_schedule_list(c, argc, argv);
-	if (!strcmp(sub, "show") && argc == 4)
-		return ctl_record_op(c, argv + 1, 0, 0);
-	if (!strcmp(sub, "delete") && argc == 4)
-		return ctl_record_op(c, argv + 1, 0, 1);
-	return ctl_sub_usage(ctl_schedule_help, 0);
-}
-
-static int ctl_execution_list(struct ctl *c, const char *inst,
-			      const char *schedule)
-{
-	struct bfs_backend *be = NULL;
-	struct bfs_repo *repo = NULL;
-	json_t *ids = NULL, *out = json_array(), *v, *r;
-	char path[4096], sched[BFS_NAME_MAX + 1];
-	size_t i;
-	int ret;
-
-	if (!out)
-		return 1;
-	if (c->mount) {
-		struct dirent *d;
-		DIR *dir;
-
-		ids = json_array();
-		ret = ctl_path(path, sizeof(path), c, inst, "executions", NULL);
-		dir = ret ? NULL : opendir(path);
-		if (!dir)
-			ret = ret ? ret : -errno;
-		/* the directory lists newest first */
-		while (dir && (d = readdir(dir))) {
-			time_t slot;
-
-			if (d->d_name[0] == '.' ||
-			    bfs_execution_id_parse(d->d_name, sched, &slot) ||
-			    (schedule && strcmp(sched, schedule)))
-				continue;
-			json_array_append_new(ids, json_string(d->d_name));
-		}
-		if (dir)
-			closedir(dir);
-	} else {
-		if (ctl_open_repo(c, &be, &repo))
-			return 1;
-		ret = bfs_execution_list(repo, inst, schedule, &ids);
-	}
-	json_array_foreach(ids, i, v)
-	{
-		int err;
-
-		if (c->mount) {
-			ctl_path(path, sizeof(path), c, inst, "executions",
-				 json_string_value(v));
-			r = ctl_mount_json(path, &err);
-		} else {
-			err = bfs_execution_get(repo, inst,
-						json_string_value(v), &r);
-		}
-		if (r)
-			json_array_append_new(out, r);
-	}
-	if (c->json) {
-		ctl_print_json(out);
-	} else {
-		json_array_foreach(out, i, v) printf(
-			"%-40s %-9s slot %s  %s\n",
-			json_string_value(json_object_get(v, "id")),
-			json_string_value(json_object_get(v, "state")),
-			json_string_value(json_object_get(v, "slot")),
-			json_string_value(json_object_get(v, "output")) ?: "");
-	}
-	json_decref(ids);
-	json_decref(out);
-	if (repo) {
-		bfs_repo_close(repo);
-		bfs_backend_close(be);
-	}
-	if (ret == -ENAMETOOLONG || ret == -EINVAL)
-		ret = -ENOENT;
-	if (ret)
-		fprintf(stderr,
-			"backupctl: listing executions of %s failed: "
-			"%s\n",
-			inst, strerror(-ret));
-	return ret ? 1 : 0;
-}
-
-static int cmd_execution(struct ctl *c, int argc, char **argv)
-{
-	struct ctl_sub s;
-	const char *sub;
-
-	if (ctl_sub_parse(c, &s, &argc, argv))
-		return ctl_sub_usage(ctl_execution_help, 0);
-	if (s.help)
-		return ctl_sub_usage(ctl_execution_help, 1);
-	sub = argc > 1 ? argv[1] : "";
-	if (!strcmp(sub, "list") && argc == 3)
-		return ctl_execution_list(c, argv[2], s.schedule);
-	if (!strcmp(sub, "delete") && argc == 4)
-		return ctl_record_op(c, argv + 1, 1, 1);
-	return ctl_sub_usage(ctl_execution_help, 0);
-}
 /* `backupctl COMMAND --help`: usage, what it does, its options. */
 static const char ctl_help_init[] =
 	"usage: backupctl --config FILE init\n\n"
