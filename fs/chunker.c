@@ -81,6 +81,17 @@ static int params_ok(const struct bfs_chunker_params *p)
 	       (p->avg & (p->avg - 1)) == 0;
 }
 
+int bfs_chunker_params_for(uint64_t avg, struct bfs_chunker_params *out)
+{
+	if (avg < BFS_CHUNK_AVG_LOWEST || avg > BFS_CHUNK_AVG_HIGHEST ||
+	    (avg & (avg - 1)))
+		return -EINVAL;
+	out->min = (uint32_t)(avg / 4);
+	out->avg = (uint32_t)avg;
+	out->max = (uint32_t)(avg * 4);
+	return 0;
+}
+
 int bfs_chunker_new(const uint8_t gear_key[32],
 		    const struct bfs_chunker_params *params,
 		    struct bfs_chunker **out)

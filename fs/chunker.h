@@ -28,6 +28,17 @@ struct bfs_chunker_params {
 #define BFS_CHUNK_AVG (1u << 20)
 #define BFS_CHUNK_MAX (4u << 20)
 
+/* What `backupctl init --chunk-size` may choose as the average. */
+#define BFS_CHUNK_AVG_LOWEST  (256u << 10)
+#define BFS_CHUNK_AVG_HIGHEST (16u << 20)
+
+/*
+ * The parameters for an average chunk size: min avg/4, max avg*4, as for
+ * the default 1 MiB.  -EINVAL unless avg is a power of two from
+ * BFS_CHUNK_AVG_LOWEST to BFS_CHUNK_AVG_HIGHEST.
+ */
+int bfs_chunker_params_for(uint64_t avg, struct bfs_chunker_params *out);
+
 struct bfs_chunker;
 
 /* -EINVAL unless 64 <= min < avg < max <= 64 MiB and avg a power of 2. */
@@ -35,7 +46,8 @@ int bfs_chunker_new(const uint8_t gear_key[32],
 		    const struct bfs_chunker_params *params,
 		    struct bfs_chunker **out);
 void bfs_chunker_free(struct bfs_chunker *c);
-const struct bfs_chunker_params *bfs_chunker_params(const struct bfs_chunker *c);
+const struct bfs_chunker_params *
+bfs_chunker_params(const struct bfs_chunker *c);
 
 /*
  * Length of the next chunk at the start of data[0..len).  The caller must

@@ -140,7 +140,8 @@ static void repo_check_mac(const struct bfs_keys *keys, const char *id,
 	bfs_hmac_sha256(keys->check, msg, (size_t)n, mac);
 }
 
-static char *repo_config_text(const struct bfs_keys *keys, const char *id)
+static char *repo_config_text(const struct bfs_keys *keys, const char *id,
+			      const struct bfs_chunker_params *p)
 {
 	char check[2 * 32 + 1];
 	uint8_t mac[32];
@@ -155,9 +156,9 @@ static char *repo_config_text(const struct bfs_keys *keys, const char *id)
 			 "backupfs_repository", BFS_REPO_FORMAT,
 			 "id", id,
 			 "chunker",
-			 "min", (json_int_t)BFS_CHUNK_MIN,
-			 "avg", (json_int_t)BFS_CHUNK_AVG,
-			 "max", (json_int_t)BFS_CHUNK_MAX,
+			 "min", (json_int_t)p->min,
+			 "avg", (json_int_t)p->avg,
+			 "max", (json_int_t)p->max,
 			 "check", check);
 	/* clang-format on */
 	if (!conf)
@@ -168,6 +169,16 @@ static char *repo_config_text(const struct bfs_keys *keys, const char *id)
 }
 
 int bfs_repo_init(struct bfs_backend *be, const uint8_t master[BFS_KEY_LEN])
+{
+	const struct bfs_chunker_params dflt = {BFS_CHUNK_MIN, BFS_CHUNK_AVG,
+						BFS_CHUNK_MAX};
+
+	return bfs_repo_init_chunked(be, master, &dflt);
+}
+
+int bfs_repo_init_chunked(struct bfs_backend *be,
+			  const uint8_t master[BFS_KEY_LEN],
+			  const struct bfs_chunker_params *params)
 {
 	uint8_t rid[REPO_ID_LEN];
 	char id[2 * REPO_ID_LEN + 1];
@@ -182,7 +193,7 @@ int bfs_repo_init(struct bfs_backend *be, const uint8_t master[BFS_KEY_LEN])
 	if (ret)
 		goto out_keys;
 	bfs_hex(rid, sizeof(rid), id);
-	text = repo_config_text(&keys, id);
+	text = repo_config_text(&keys, id, params);
 	if (!text) {
 		ret = -ENOMEM;
 		goto out_keys;
@@ -708,8 +719,8 @@ static int repo_manifest_name(char out[REPO_NAME_LEN], const char *instance,
 }
 
 /* Split a leaf "<timestamp>_<size>": 0 or -EINVAL. */
-static int repo_manifest_leaf(const char *leaf,
-			      char ts[BFS_TIMESTAMP_LEN + 1], uint64_t *size)
+static int repo_manifest_leaf(const char *leaf, char ts[BFS_TIMESTAMP_LEN + 1],
+			      uint64_t *size)
 {
 	unsigned long long v;
 	char *end;
@@ -818,7 +829,8 @@ static int repo_manifest_check(const char *name, const struct bfs_manifest *m,
 {
 	char expect[REPO_NAME_LEN];
 
-	if (!strcmp(m->instance, instance) && !strcmp(m->timestamp, timestamp) &&
+	if (!strcmp(m->instance, instance) &&
+	    !strcmp(m->timestamp, timestamp) &&
 	    !repo_manifest_name(expect, instance, timestamp, m->size) &&
 	    !strcmp(expect, name))
 		return 0;
@@ -1366,7 +1378,8 @@ static int repo_gc_manifests_cb(const char *name, uint64_t size, int is_prefix,
 	if (leaf && (size_t)(leaf - inst) <= BFS_NAME_MAX) {
 		memcpy(buf, inst, (size_t)(leaf - inst));
 		buf[leaf - inst] = 0;
-		if (bfs_name_ok(buf) && !repo_manifest_leaf(leaf + 1, ts, &bytes))
+		if (bfs_name_ok(buf) &&
+		    !repo_manifest_leaf(leaf + 1, ts, &bytes))
 			return repo_names_add(arg, name, strlen(name));
 	}
 	/* it may hold references we cannot see: deleting would lose data */
@@ -1411,7 +1424,8 @@ static int repo_gc_referenced(struct bfs_repo *repo, struct bfs_repo_lock *lk,
 		ret = repo_manifest_load(repo, names.v[i], inst, ts, &m);
 		if (ret) {
 			bfs_err("gc: cannot load manifest \"%s\", nothing "
-				"removed", names.v[i]);
+				"removed",
+				names.v[i]);
 			break;
 		}
 		for (j = 0; !ret && j < m->nchunks; j++)

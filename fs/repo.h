@@ -17,15 +17,15 @@
 #ifndef BFS_REPO_H
 #define BFS_REPO_H
 
-#include <jansson.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "backend.h"
 #include "buf.h"
 #include "chunker.h"
 #include "crypto.h"
 #include "manifest.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define BFS_REPO_FORMAT 1
 /* chunk object header: "BFSC", version, codec, 2 reserved, u32 size, nonce */
@@ -38,6 +38,10 @@ struct bfs_repo;
  * parameters).  -EEXIST if the backend already holds one.
  */
 int bfs_repo_init(struct bfs_backend *be, const uint8_t master[BFS_KEY_LEN]);
+/* The same with the chunker's parameters (bfs_chunker_params_for). */
+int bfs_repo_init_chunked(struct bfs_backend *be,
+			  const uint8_t master[BFS_KEY_LEN],
+			  const struct bfs_chunker_params *params);
 
 /*
  * Open a repository.  be is borrowed and must outlive the repository.
@@ -105,8 +109,7 @@ typedef int (*bfs_name_cb)(const char *name, void *arg);
 int bfs_repo_list_instances(struct bfs_repo *repo, bfs_name_cb cb, void *arg);
 /* An instance's backups, oldest first, with their sizes (from the
  * object names: unauthenticated until the manifest is loaded). */
-typedef int (*bfs_backup_cb)(const char *timestamp, uint64_t size,
-			     void *arg);
+typedef int (*bfs_backup_cb)(const char *timestamp, uint64_t size, void *arg);
 int bfs_repo_list_backups(struct bfs_repo *repo, const char *instance,
 			  bfs_backup_cb cb, void *arg);
 

@@ -1229,8 +1229,12 @@ class Env:
             pytest.fail("backupctl failed:\n" + r.describe())
         return r
 
-    def init(self):
+    def init(self, chunk_size=None):
+        """backupctl init; chunk_size (e.g. "1M") for a test whose data
+        must make several chunks whatever the backend's default."""
         self.write_config()
+        if chunk_size:
+            return self.ctl("init", "--chunk-size", chunk_size)
         return self.ctl("init")
 
     def snapshot(self, instance="vol1", label=None, check=True):

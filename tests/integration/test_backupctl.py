@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """backupctl init, snapshot and gc, and the instance snapshot modes."""
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -52,6 +53,48 @@ def test_init_creates_missing_repository_dir(env):
     env.init()
     assert env.repository_exists()
     assert env.objects()
+
+
+def repo_chunker(env):
+    return json.loads(env.read_object("config"))["chunker"]
+
+
+def test_init_default_chunk_size_by_backend(env):
+    """4 MiB on Swift (a chunk is a request), 1 MiB on a local backend."""
+    env.add_instance("vol1")
+    r = env.init()
+    avg = (4 if env.kind == "swift" else 1) << 20
+    assert repo_chunker(env) == {"min": avg // 4, "avg": avg,
+                                 "max": avg * 4}, r.describe()
+    assert "chunks of %d KiB" % (avg >> 10) in r.stdout, r.describe()
+
+
+def test_init_chunk_size_is_kept_and_used(util, env):
+    def big(d):
+        (d / "random.bin").write_bytes(os.urandom(12 << 20))
+    src = env.add_instance("vol1", tree=big)
+    env.write_config()
+    env.ctl("init", "--chunk-size", "256K")
+    assert repo_chunker(env) == {"min": 64 << 10, "avg": 256 << 10,
+                                 "max": 1 << 20}
+    env.snapshot("vol1")
+    r = env.ctl("--json", "verify", "vol1")
+    v, = json.loads(r.stdout)
+    assert v["result"] == "ok", v
+    # 12 MiB and more in chunks of 64 KiB to 1 MiB
+    assert 12 <= v["chunks"] <= (v["size"] >> 16) + 1, v
+    m = env.mount()
+    assert_backup_matches(util, m, m.backups()[0], src)
+
+
+@pytest.mark.parametrize("size", ["3M", "128K", "32M", "-1M", "x", ""])
+def test_init_bad_chunk_size_is_usage_error(env, size):
+    env.add_instance("vol1")
+    env.write_config()
+    r = env.ctl("init", "--chunk-size", size, check=False)
+    assert r.returncode == 2 and "--chunk-size" in r.stderr, r.describe()
+    assert not env.key.exists()
+    assert not env.objects()
 
 
 def test_init_twice_fails(env):

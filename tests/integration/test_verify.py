@@ -69,11 +69,12 @@ def flip_byte(env, name):
 
 @pytest.fixture
 def big(util, env):
-    """vol1 with 8 MiB of random data (several chunks), one backup; not
-    mounted.  Returns (env, timestamp, the backup's chunk objects)."""
+    """vol1 with 8 MiB of random data (several chunks of 1 MiB, the size
+    set at init), one backup; not mounted.  Returns (env, timestamp, the
+    backup's chunk objects)."""
     env.add_instance("vol1", tree=lambda d: util.write_random(
         d / "data.bin", 8 * MiB, 42))
-    env.init()
+    env.init(chunk_size="1M")
     env.snapshot("vol1")
     chunks = env.objects("chunks/")
     assert len(chunks) >= 3, "expected several chunks: %s" % chunks

@@ -64,6 +64,30 @@ static size_t cut_all(const struct bfs_chunker *c, const uint8_t *data,
 	return n;
 }
 
+/* init --chunk-size: avg/4 and avg*4 around a power of two. */
+static void test_params_for(void)
+{
+	static const uint64_t bad[] = {0, 128u << 10, 3u << 20, (1u << 20) + 1,
+				       32u << 20};
+	struct bfs_chunker_params p;
+	struct bfs_chunker *c;
+	uint8_t key[32] = {0};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_EQ(bfs_chunker_params_for(bad[i], &p), -EINVAL);
+	CHECK_EQ(bfs_chunker_params_for(1u << 20, &p), 0);
+	CHECK(p.min == BFS_CHUNK_MIN && p.avg == BFS_CHUNK_AVG &&
+	      p.max == BFS_CHUNK_MAX);
+	for (uint64_t avg = BFS_CHUNK_AVG_LOWEST; avg <= BFS_CHUNK_AVG_HIGHEST;
+	     avg <<= 1) {
+		CHECK_EQ(bfs_chunker_params_for(avg, &p), 0);
+		CHECK(p.min == avg / 4 && p.avg == avg && p.max == avg * 4);
+		c = NULL;
+		CHECK_EQ(bfs_chunker_new(key, &p, &c), 0);
+		bfs_chunker_free(c);
+	}
+}
+
 static void test_params(void)
 {
 	static const struct bfs_chunker_params bad[] = {
@@ -337,6 +361,7 @@ static void test_matches_reference(void)
 int main(void)
 {
 	RUN(test_params);
+	RUN(test_params_for);
 	RUN(test_small_inputs);
 	RUN(test_bounds);
 	RUN(test_deterministic);

@@ -112,6 +112,7 @@ static void test_init_open(void)
 {
 	struct bfs_repo *repo = NULL;
 	const struct bfs_chunker_params *p;
+	struct bfs_chunker_params want;
 	uint8_t wrong[BFS_KEY_LEN];
 	struct fx f;
 	char err[256];
@@ -127,6 +128,15 @@ static void test_init_open(void)
 	CHECK(p->min == BFS_CHUNK_MIN && p->avg == BFS_CHUNK_AVG &&
 	      p->max == BFS_CHUNK_MAX);
 	CHECK(bfs_repo_keys(f.repo) != NULL);
+	teardown(&f);
+
+	/* the chunker a repository was made with is the one it opens with */
+	CHECK_EQ(bfs_chunker_params_for(4u << 20, &want), 0);
+	f.be = fx_backend("repo", NULL);
+	CHECK_EQ(bfs_repo_init_chunked(f.be, master, &want), 0);
+	CHECK_EQ(bfs_repo_open(f.be, master, &f.repo, err, sizeof(err)), 0);
+	p = bfs_chunker_params(bfs_repo_chunker(f.repo));
+	CHECK(p->min == want.min && p->avg == want.avg && p->max == want.max);
 
 	memcpy(wrong, master, sizeof(wrong));
 	wrong[31] ^= 1;
@@ -409,7 +419,9 @@ static void test_manifest_round_trip(void)
 			  1000);
 	CHECK_EQ(bfs_repo_manifest_put(f.repo, m), 0);
 	CHECK_EQ(bfs_repo_manifest_put(f.repo, m), -EEXIST);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), 0);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 0);
 	CHECK(got != NULL);
 	if (got) {
 		CHECK_EQ(bfs_manifest_encode(m, &a, &la), 0);
@@ -419,12 +431,19 @@ static void test_manifest_round_trip(void)
 		free(b);
 		bfs_manifest_free(got);
 	}
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN, &got), -ENOENT);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "..", TS1, BFS_SIZE_UNKNOWN, &got), -EINVAL);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", "yesterday", BFS_SIZE_UNKNOWN, &got),
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -ENOENT);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "..", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EINVAL);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", "yesterday",
+				       BFS_SIZE_UNKNOWN, &got),
 		 -EINVAL);
 	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg1", TS1), 0);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -ENOENT);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -ENOENT);
 	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg1", TS1), -ENOENT);
 	bfs_manifest_free(m);
 	teardown(&f);
@@ -444,18 +463,28 @@ static void test_manifest_tampered(void)
 	size = file_size(path);
 	/* header, nonce, ciphertext and tag */
 	flip(path, 0);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	flip(path, 0);
 	flip(path, 10);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	flip(path, 10);
 	flip(path, 30);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	flip(path, 30);
 	flip(path, size - 1);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	flip(path, size - 1);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), 0);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 0);
 	bfs_manifest_free(got);
 	got = NULL;
 
@@ -463,21 +492,29 @@ static void test_manifest_tampered(void)
 	CHECK_EQ(put_manifest(&f, "pg2", TS2, ids, 1, 10), 0);
 	path_of(other, sizeof(other), "manifests/pg1/" TS2 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS2, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	path_of(other, sizeof(other), "manifests/pg2/" TS1 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	/* and over an existing one */
 	path_of(other, sizeof(other), "manifests/pg2/" TS2 "_10");
 	copy_file(path, other);
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS2, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg2", TS2, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	/* the size in the name is checked against the sealed one */
 	CHECK_EQ(bfs_repo_manifest_delete(f.repo, "pg2", TS2), 0);
 	path_of(other, sizeof(other), "manifests/pg1/" TS2 "_10");
 	unlink(other);
 	path_of(other, sizeof(other), "manifests/pg1/" TS1 "_11");
 	CHECK(!rename(path, other));
-	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN, &got), -EIO);
+	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, BFS_SIZE_UNKNOWN,
+				       &got),
+		 -EIO);
 	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, 11, &got), -EIO);
 	CHECK_EQ(bfs_repo_manifest_get(f.repo, "pg1", TS1, 10, &got), -ENOENT);
 	CHECK(got == NULL);
@@ -537,11 +574,13 @@ static void test_list(void)
 	CHECK(!strcmp(n.text, "b pg1 pg1-a "));
 	memset(&n, 0, sizeof(n));
 	CHECK_EQ(bfs_repo_list_backups(f.repo, "pg1", backups_cb, &n), 0);
-	CHECK(!strcmp(n.text, "2025-01-01T00:00:00Z:10 " TS1 ":10 " TS2 ":10 "));
+	CHECK(!strcmp(n.text,
+		      "2025-01-01T00:00:00Z:10 " TS1 ":10 " TS2 ":10 "));
 	memset(&n, 0, sizeof(n));
 	CHECK_EQ(bfs_repo_list_backups(f.repo, "nobody", backups_cb, &n), 0);
 	CHECK(!strcmp(n.text, ""));
-	CHECK_EQ(bfs_repo_list_backups(f.repo, "../x", backups_cb, &n), -EINVAL);
+	CHECK_EQ(bfs_repo_list_backups(f.repo, "../x", backups_cb, &n),
+		 -EINVAL);
 	/* a non-zero return stops the listing */
 	memset(&n, 0, sizeof(n));
 	n.stop_at = 2;
