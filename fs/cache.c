@@ -396,6 +396,11 @@ static int cache_repo_load(void *arg, const uint8_t id[BFS_ID_LEN],
 	return bfs_repo_chunk_get(arg, id, size, out);
 }
 
+size_t bfs_cache_max_bytes(const struct bfs_cache *c)
+{
+	return c->max_bytes;
+}
+
 int bfs_cache_new(struct bfs_repo *repo, struct bfs_pool *pool,
 		  size_t max_bytes, struct bfs_cache **out)
 {

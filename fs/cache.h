@@ -71,5 +71,7 @@ uint32_t bfs_cblock_size(const struct bfs_cblock *b);
 void bfs_cblock_put(struct bfs_cblock *b);
 
 void bfs_cache_get_stats(struct bfs_cache *c, struct bfs_cache_stats *st);
+/* The byte budget the cache was made with. */
+size_t bfs_cache_max_bytes(const struct bfs_cache *c);
 
 #endif

@@ -4,12 +4,25 @@
 #include <errno.h>
 #include <string.h>
 
+/*
+ * The next count chunks, but no more than half the cache in all (after
+ * the first): readahead counts chunks, and a repository's chunks may be
+ * 16 times larger than the default ones (init --chunk-size 16M, chunks up
+ * to 64 MiB), so a window of 8 could outgrow the cache and evict its own
+ * chunks before they are read.
+ */
 static void rd_prefetch(struct bfs_cache *cache,
 			const struct bfs_manifest *m, size_t from,
 			unsigned count)
 {
-	for (size_t i = from; i < m->nchunks && i < from + count; i++)
+	size_t budget = bfs_cache_max_bytes(cache) / 2, bytes = 0;
+
+	for (size_t i = from; i < m->nchunks && i < from + count; i++) {
+		bytes += m->chunks[i].size;
+		if (i > from && bytes > budget)
+			break;
 		bfs_cache_prefetch(cache, m->chunks[i].id, m->chunks[i].size);
+	}
 }
 
 ssize_t bfs_read(struct bfs_cache *cache, const struct bfs_manifest *m,
